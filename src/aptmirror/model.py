@@ -139,3 +139,6 @@ class Config:
     variables: tuple[tuple[str, str], ...] = ()  # every `set` key, expanded, last wins
     warnings: tuple[ConfigWarning, ...] = ()
     files: tuple[str, ...] = field(default=())  # config files read, in order
+    # apt-mirror2 per-repository lines (keyword, arguments, where), e.g.
+    # ("mirror_path", ("http://host/debian", "debian"), Location(...)); kept verbatim.
+    directives: tuple[tuple[str, tuple[str, ...], Location], ...] = ()

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Set up aptmirror on Debian 12: Debian packages (when root), the .venv virtualenv, and
+# then (unless --no-demo) a complete mirror job on the bundled example.
+set -eu
+cd "$(dirname "$0")"
+
+DEB_PACKAGES="python3 python3-venv gpg gpgv dpkg-dev apt xz-utils bzip2 zstd"
+
+missing=""
+for pkg in $DEB_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "Installing Debian packages:$missing"
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+    else
+        echo "Missing Debian packages:$missing (run this script as root to install them)" >&2
+        exit 1
+    fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+if [ "${1:-}" != "--no-demo" ]; then
+    .venv/bin/python -m aptmirror.testing.demo
+fi

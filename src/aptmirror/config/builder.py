@@ -1,0 +1,180 @@
+"""Pure assembly of a :class:`Config` from the texts of ``mirror.list`` and its fragments.
+
+Files are processed in the order given (main file first) and share one ``set`` namespace,
+as if they were one file. Binding times follow the Perl tool (COMPAT B.1): ``defaultarch``
+is expanded when each ``deb`` line (or ``.sources`` stanza without Architectures) is met,
+``_tilde`` when each ``clean``/``skip-clean`` line is met; every other variable is expanded
+after the last file (last ``set`` wins). ``deb`` lines themselves are never expanded
+(Perl does not). Duplicate ``clean``/``skip-clean`` paths are merged (Perl used a hash).
+
+No I/O here: the loader reads the files and runs ``dpkg``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from aptmirror.config.deb822 import SourcesEntry, entry_source_lines, parse_sources
+from aptmirror.config.grammar import CleanLine, DebLine, DirectiveLine, SetLine, parse_line
+from aptmirror.config.settings import KNOWN_KEYS, build_settings, default_variables, perl_true
+from aptmirror.config.urls import check_source_uri, sanitize_uri
+from aptmirror.config.variables import expand_variable, resolve_all, undefined_warnings
+from aptmirror.errors import ConfigError
+from aptmirror.model import Config, ConfigWarning, Location, SourceLine, SourceType
+
+_ARCH_RE = re.compile(r"^[\w-]+$", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigText:
+    """The content of one configuration file and which grammar it uses."""
+
+    path: str
+    text: str
+    kind: Literal["list", "sources"] = "list"
+
+
+def _located(exc: ConfigError, location: Location) -> ConfigError:
+    return ConfigError(exc.message, location.path, location.line)
+
+
+class _Builder:
+    """Mutable state while the files are fed in order; :meth:`finish` freezes it."""
+
+    def __init__(self, default_arch: str) -> None:
+        self.namespace = default_variables(default_arch)
+        self.locations: dict[str, Location] = {}
+        self.set_keys: dict[str, None] = {}  # insertion-ordered set of keys seen in `set`
+        self.sources: list[SourceLine] = []
+        self.clean: dict[str, None] = {}
+        self.skip_clean: dict[str, None] = {}
+        self.directives: list[tuple[str, tuple[str, ...], Location]] = []
+        self.warnings: list[ConfigWarning] = []
+        self.files: list[str] = []
+
+    # -- binding-time variables -------------------------------------------------------
+
+    def _current(self, key: str) -> str:
+        expansion = expand_variable(key, self.namespace, self.locations)
+        self.warnings += undefined_warnings(key, expansion, self.locations.get(key))
+        return expansion.value
+
+    def _default_arches(self, location: Location) -> tuple[str, ...]:
+        arch = self._current("defaultarch")
+        if not perl_true(arch):
+            message = "'defaultarch' is empty here; set it before the deb lines that use it"
+            raise ConfigError(message, location.path, location.line)
+        if not _ARCH_RE.match(arch):
+            raise ConfigError(f"invalid 'defaultarch' {arch!r}", location.path, location.line)
+        return (arch,)
+
+    def _local_path(self, uri: str, location: Location) -> str:
+        try:
+            return sanitize_uri(uri, tilde=perl_true(self._current("_tilde")))
+        except ConfigError as exc:
+            raise _located(exc, location) from None
+
+    # -- one line / stanza ------------------------------------------------------------
+
+    def _check_uri(self, uri: str, location: Location) -> None:
+        try:
+            check_source_uri(uri)
+        except ConfigError as exc:
+            raise _located(exc, location) from None
+
+    def add_set(self, item: SetLine, location: Location) -> None:
+        self.namespace[item.key] = item.value
+        self.locations[item.key] = location
+        self.set_keys[item.key] = None
+        if item.key not in KNOWN_KEYS:
+            self.warnings.append(ConfigWarning(location, f"unknown option '{item.key}'"))
+        if not item.anchored:
+            message = "text before 'set' is ignored (apt-mirror accepts it)"
+            self.warnings.append(ConfigWarning(location, message))
+
+    def add_deb(self, item: DebLine, location: Location) -> None:
+        self._check_uri(item.uri, location)
+        arches: tuple[str, ...] = ()
+        if item.type is SourceType.BINARY:
+            arches = item.option_arches()
+            if not arches and item.arch_suffix:
+                arches = (item.arch_suffix,)
+            if not arches:
+                arches = self._default_arches(location)
+        options = tuple((k, v) for k, v in item.options if k != "arch")
+        self.sources.append(
+            SourceLine(item.type, item.uri, item.dist, item.components, arches, options, location)
+        )
+
+    def add_clean(self, item: CleanLine, location: Location) -> None:
+        target = self.clean if item.keyword == "clean" else self.skip_clean
+        target[self._local_path(item.uri, location)] = None
+        if not item.anchored:
+            message = f"text before '{item.keyword}' is ignored (apt-mirror accepts it)"
+            self.warnings.append(ConfigWarning(location, message))
+
+    def add_entry(self, entry: SourcesEntry) -> None:
+        for uri in entry.uris:
+            self._check_uri(uri, entry.location)
+        needs_arch = SourceType.BINARY in entry.types and not entry.arches
+        default = self._default_arches(entry.location) if needs_arch else ()
+        self.sources += entry_source_lines(entry, default)
+        base = entry.uris[0].rstrip("/")
+        if entry.clean:
+            self.clean[self._local_path(base, entry.location)] = None
+        for relative in entry.skip_clean:
+            path = self._local_path(f"{base}/{relative}", entry.location)
+            self.skip_clean[path] = None
+
+    # -- files --------------------------------------------------------------------------
+
+    def feed_list(self, file: ConfigText) -> None:
+        for number, text in enumerate(file.text.split("\n"), start=1):
+            item = parse_line(text, file.path, number)
+            location = Location(file.path, number)
+            if isinstance(item, SetLine):
+                self.add_set(item, location)
+            elif isinstance(item, DebLine):
+                self.add_deb(item, location)
+            elif isinstance(item, CleanLine):
+                self.add_clean(item, location)
+            elif isinstance(item, DirectiveLine):
+                self.directives.append((item.keyword, item.args, location))
+
+    def feed(self, file: ConfigText) -> None:
+        self.files.append(file.path)
+        if file.kind == "sources":
+            for entry in parse_sources(file.text, file.path):
+                self.add_entry(entry)
+        else:
+            self.feed_list(file)
+
+    def finish(self) -> Config:
+        resolved, warnings = resolve_all(self.namespace, self.locations, strict_keys=KNOWN_KEYS)
+        settings, typing_warnings = build_settings(resolved, self.locations)
+        all_warnings = dict.fromkeys([*self.warnings, *warnings, *typing_warnings])
+        return Config(
+            settings=settings,
+            sources=tuple(self.sources),
+            clean=tuple(self.clean),
+            skip_clean=tuple(self.skip_clean),
+            variables=tuple((key, resolved[key]) for key in self.set_keys),
+            warnings=tuple(all_warnings),
+            files=tuple(self.files),
+            directives=tuple(self.directives),
+        )
+
+
+def build_config(files: Sequence[ConfigText], default_arch: str) -> Config:
+    """Build the Config from file texts in reading order.
+
+    ``default_arch`` is the initial ``defaultarch`` (``dpkg --print-architecture``).
+    Raises ConfigError naming the file and line of the first problem.
+    """
+    builder = _Builder(default_arch)
+    for file in files:
+        builder.feed(file)
+    return builder.finish()

@@ -1,0 +1,227 @@
+"""The ``set`` option table and the typing of expanded values into :class:`Settings`.
+
+Defaults are the Perl apt-mirror's (COMPAT B.2), written with ``$vars`` exactly like Perl
+so that setting only ``base_path`` moves every path. Truth values follow the Perl code:
+
+* ``_contents``, ``_autoclean``, ``_tilde``, ``run_postmirror``: Perl truthiness
+  (``""`` and ``"0"`` are false, anything else is true);
+* ``auth_no_challenge``, ``no_check_certificate``, ``unlink``: Perl tests ``== 1``
+  (numeric), so ``yes`` is *off*; we keep that and warn;
+* ``use_proxy``: only exactly ``yes`` or ``on`` enables the proxy keys.
+
+apt-mirror2's extra keys are accepted; only ``wipe_size_ratio``, ``wipe_count_ratio`` and
+``gpg_verify`` are typed, the rest stay raw in ``Config.variables``.
+No I/O here (the loader passes the ``dpkg --print-architecture`` result in).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Literal, TypeVar
+
+from aptmirror.errors import ConfigError
+from aptmirror.model import ConfigWarning, Location, Settings
+
+PERL_DEFAULTS: dict[str, str] = {
+    "base_path": "/var/spool/apt-mirror",
+    "mirror_path": "$base_path/mirror",
+    "skel_path": "$base_path/skel",
+    "var_path": "$base_path/var",
+    "cleanscript": "$var_path/clean.sh",
+    "nthreads": "20",
+    "_contents": "1",
+    "_autoclean": "0",
+    "_tilde": "0",
+    "limit_rate": "100m",
+    "run_postmirror": "1",
+    "auth_no_challenge": "0",
+    "no_check_certificate": "0",
+    "unlink": "0",
+    "postmirror_script": "$var_path/postmirror.sh",
+    "use_proxy": "off",
+    "http_proxy": "",
+    "https_proxy": "",
+    "proxy_user": "",
+    "proxy_password": "",
+    "certificate": "",
+    "private_key": "",
+    "ca_certificate": "",
+}
+
+# apt-mirror2 keys we type (defaults are apt-mirror2's, gpg_verify is ours: verify).
+EXTRA_DEFAULTS: dict[str, str] = {
+    "wipe_size_ratio": "0.4",
+    "wipe_count_ratio": "0.4",
+    "gpg_verify": "on",
+}
+
+# apt-mirror2 keys accepted without a warning and kept raw.
+APT_MIRROR2_KEYS: frozenset[str] = frozenset(
+    {
+        "uvloop",
+        "etc_netrc",
+        "etc_trusted",
+        "etc_trusted_parts",
+        "append_logs",
+        "write_file_lists",
+        "slow_rate_protection",
+        "slow_rate_startup",
+        "slow_rate",
+        "weak_size_check",
+        "check_hashes",
+        "http_user_agent",
+        "prometheus_enable",
+        "prometheus_host",
+        "prometheus_port",
+        "release_files_retries",
+        "use_dists_move",
+    }
+)
+
+KNOWN_KEYS: frozenset[str] = frozenset(
+    {"defaultarch", *PERL_DEFAULTS, *EXTRA_DEFAULTS, *APT_MIRROR2_KEYS}
+)
+
+_T = TypeVar("_T")
+
+_PERL_NUMBER_RE = re.compile(r"^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_RATE_RE = re.compile(r"^(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[kmgt]?)$", re.ASCII | re.I)
+_RATE_UNITS: dict[str, int] = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def default_variables(default_arch: str) -> dict[str, str]:
+    """The namespace before the first ``set`` line (raw, unexpanded values)."""
+    return {"defaultarch": default_arch, **PERL_DEFAULTS, **EXTRA_DEFAULTS}
+
+
+def perl_true(value: str) -> bool:
+    """Perl string truthiness: ``""`` and ``"0"`` are false, everything else true."""
+    return value not in ("", "0")
+
+
+def perl_number(value: str) -> float:
+    """Perl's numeric value of a string: its leading decimal number, else 0."""
+    match = _PERL_NUMBER_RE.match(value)
+    return float(match.group(0)) if match else 0.0
+
+
+def parse_limit_rate(value: str) -> int | None:
+    """wget ``--limit-rate`` syntax to bytes/s: ``500``, ``100k``, ``1.5M``, ``2g``.
+
+    Suffixes are case-insensitive powers of 1024 (k, m, g, t) as in wget; ``inf``, ``0`` and
+    the empty string mean unlimited (None). Raises ValueError for anything else.
+    """
+    text = value.strip()
+    if text in ("", "inf"):
+        return None
+    match = _RATE_RE.match(text)
+    if match is None:
+        raise ValueError(value)
+    rate = int(float(match.group("num")) * _RATE_UNITS[match.group("unit").lower()])
+    return rate or None
+
+
+def _error(key: str, value: str, expected: str, location: Location | None) -> ConfigError:
+    path, line = (location.path, location.line) if location else (None, None)
+    return ConfigError(f"invalid value for '{key}': {value!r} ({expected})", path, line)
+
+
+class _Reader:
+    """Typed access to the expanded values, naming the ``set`` line in errors."""
+
+    def __init__(self, values: Mapping[str, str], locations: Mapping[str, Location]) -> None:
+        self.values = values
+        self.locations = locations
+        self.warnings: list[ConfigWarning] = []
+
+    def text(self, key: str) -> str:
+        return self.values[key]
+
+    def truthy(self, key: str) -> bool:
+        return perl_true(self.values[key])
+
+    def equals_one(self, key: str) -> bool:
+        value = self.values[key]
+        result = perl_number(value) == 1
+        location = self.locations.get(key)
+        if location is not None and value.strip() not in ("0", "1", ""):
+            state = "on" if result else "off"
+            message = f"'{key}' is {value!r}; apt-mirror only enables it with 1, so it is {state}"
+            self.warnings.append(ConfigWarning(location, message))
+        return result
+
+    def typed(self, key: str, convert: Callable[[str], _T], expected: str) -> _T:
+        value = self.values[key]
+        try:
+            return convert(value)
+        except ValueError:
+            raise _error(key, value, expected, self.locations.get(key)) from None
+
+
+def _nthreads(value: str) -> int:
+    number = int(value.strip())
+    if number < 1:
+        raise ValueError(value)
+    return number
+
+
+def _ratio(value: str) -> float:
+    number = float(value.strip())
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(value)
+    return number
+
+
+def _gpg_verify(value: str) -> Literal["on", "off"]:
+    lowered = value.strip().lower()
+    if lowered in ("on", "force"):
+        return "on"
+    if lowered == "off":
+        return "off"
+    raise ValueError(value)
+
+
+def build_settings(
+    values: Mapping[str, str], locations: Mapping[str, Location]
+) -> tuple[Settings, list[ConfigWarning]]:
+    """Type the expanded namespace (defaults merged with every ``set``) into Settings.
+
+    ``locations`` maps a key to its last ``set`` line, used in errors and warnings.
+    """
+    read = _Reader(values, locations)
+    if not perl_true(values["defaultarch"]):
+        location = locations.get("defaultarch")
+        path, line = (location.path, location.line) if location else (None, None)
+        raise ConfigError("Please explicitly specify 'defaultarch' in mirror.list", path, line)
+    settings = Settings(
+        base_path=read.text("base_path"),
+        mirror_path=read.text("mirror_path"),
+        skel_path=read.text("skel_path"),
+        var_path=read.text("var_path"),
+        cleanscript=read.text("cleanscript"),
+        defaultarch=read.text("defaultarch"),
+        nthreads=read.typed("nthreads", _nthreads, "expected an integer >= 1"),
+        limit_rate=read.typed("limit_rate", parse_limit_rate, "expected e.g. 500, 100k, 2m"),
+        contents=read.truthy("_contents"),
+        autoclean=read.truthy("_autoclean"),
+        tilde=read.truthy("_tilde"),
+        run_postmirror=read.truthy("run_postmirror"),
+        postmirror_script=read.text("postmirror_script"),
+        auth_no_challenge=read.equals_one("auth_no_challenge"),
+        no_check_certificate=read.equals_one("no_check_certificate"),
+        unlink=read.equals_one("unlink"),
+        use_proxy=read.text("use_proxy") in ("yes", "on"),
+        http_proxy=read.text("http_proxy"),
+        https_proxy=read.text("https_proxy"),
+        proxy_user=read.text("proxy_user"),
+        proxy_password=read.text("proxy_password"),
+        certificate=read.text("certificate"),
+        private_key=read.text("private_key"),
+        ca_certificate=read.text("ca_certificate"),
+        wipe_size_ratio=read.typed("wipe_size_ratio", _ratio, "expected a number >= 0"),
+        wipe_count_ratio=read.typed("wipe_count_ratio", _ratio, "expected a number >= 0"),
+        gpg_verify=read.typed("gpg_verify", _gpg_verify, "expected on, off or force"),
+    )
+    return settings, read.warnings

@@ -1,0 +1,355 @@
+"""Cleaning: which files under the ``clean`` roots are no longer needed, and removing them.
+
+Follows the Perl tool (B.9): each ``clean`` root that is a real directory is walked without
+following symlinks; symlinks are always kept; a file is kept when this run references it or
+a ``skip-clean`` entry covers it; a directory goes when nothing under it is kept; freed size
+counts allocated blocks. The result is a ``CleanPlan`` that is either written to
+``clean.sh`` or, with ``_autoclean``, executed here.
+
+Deliberate differences from Perl (documented in the README):
+
+* Every path in ``clean.sh`` is quoted with ``shlex.quote`` (Perl wrapped paths in bare
+  single quotes, so a ``'`` in a file name broke or escaped the script).
+* Wipe protection (``check_wipe``, from apt-mirror2's ``wipe_size_ratio`` /
+  ``wipe_count_ratio``) refuses a plan that would delete too much of a root.
+* The clean root itself is never removed, even when empty (Perl listed it for ``rmdir``).
+* Overlapping roots are walked once, so no path is listed twice.
+* Other non-regular files (sockets, FIFOs, devices) are kept, like symlinks, rather than
+  left behind in a directory that the script then fails to remove.
+* Partial downloads (``*.aptmirror-partial``) are kept: they are resumed by a later run.
+
+Imports only ``aptmirror.errors``, ``aptmirror.units`` and ``storage.atomic``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shlex
+import stat
+from collections.abc import Container, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aptmirror.errors import StorageError, WipeProtectionError
+from aptmirror.storage.atomic import PARTIAL_SUFFIX, AtomicFile, ensure_parent
+from aptmirror.units import format_size
+
+SCRIPT_MODE = 0o755
+_PERCENT_EVERY_FILES = 500  # as Perl
+_DOT_EVERY_FILES = 10
+_PERCENT_EVERY_DIRS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class RootPlan:
+    """What cleaning one ``clean`` root would remove; paths relative to mirror_path."""
+
+    root: str
+    files: tuple[str, ...]
+    dirs: tuple[str, ...]  # children before their parents
+    bytes: int  # allocated size of ``files`` (st_blocks * 512, as Perl)
+    total_files: int  # regular files walked under the root, kept or not
+    total_bytes: int  # their allocated size
+
+
+@dataclass(frozen=True, slots=True)
+class CleanPlan:
+    """The removal plan over all clean roots (roots never overlap)."""
+
+    roots: tuple[RootPlan, ...] = ()
+
+    @property
+    def files(self) -> list[str]:
+        return [f for r in self.roots for f in r.files]
+
+    @property
+    def dirs(self) -> list[str]:
+        return [d for r in self.roots for d in r.dirs]
+
+    @property
+    def file_count(self) -> int:
+        return sum(len(r.files) for r in self.roots)
+
+    @property
+    def dir_count(self) -> int:
+        return sum(len(r.dirs) for r in self.roots)
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.bytes for r in self.roots)
+
+    @property
+    def total_files(self) -> int:
+        return sum(r.total_files for r in self.roots)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(r.total_bytes for r in self.roots)
+
+    def summary(self) -> str:
+        """Perl's wording: "<size> in <n> files and <m> directories"."""
+        return (
+            f"{format_size(self.bytes)} in {self.file_count} files and {self.dir_count} directories"
+        )
+
+
+def normalise_relpath(path: str) -> str:
+    """``a//b/./c/`` → ``a/b/c``; refuse absolute-looking escapes via ``..``."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise StorageError(f"path {path!r} would leave the mirror tree")
+    return "/".join(parts)
+
+
+def _ancestors_or_self(rel: str) -> Iterable[str]:
+    parts = rel.split("/")
+    for i in range(1, len(parts) + 1):
+        yield "/".join(parts[:i])
+
+
+def _disjoint_roots(clean_roots: Sequence[str]) -> list[str]:
+    roots = sorted({normalise_relpath(r) for r in clean_roots} - {""})
+    kept: list[str] = []
+    for root in roots:  # sorted, so a parent comes before its children
+        if not any(root == k or root.startswith(k + "/") for k in kept):
+            kept.append(root)
+    return kept
+
+
+def plan_clean(
+    mirror_path: Path,
+    clean_roots: Sequence[str],
+    keep_files: Container[str],
+    keep_trees: Sequence[str] = (),
+    skip_clean: Sequence[str] = (),
+) -> CleanPlan:
+    """Walk the clean roots and list what is not needed.
+
+    ``keep_files`` holds normalised paths relative to ``mirror_path`` (``host/path/pool/…``,
+    no leading or double slash). ``keep_trees`` and ``skip_clean`` are relative files or
+    directories whose whole subtree is kept. A root that is missing, not a directory or a
+    symlink is skipped (as Perl does); an empty root (the whole mirror) is ignored.
+    Raises ``StorageError`` if a directory cannot be read: a tree we cannot see must not
+    be half-cleaned.
+    """
+    trees = {normalise_relpath(t) for t in (*keep_trees, *skip_clean)} - {""}
+    plans: list[RootPlan] = []
+    for root in _disjoint_roots(clean_roots):
+        try:
+            st = os.lstat(mirror_path / root)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StorageError(f"cannot stat {mirror_path / root}: {exc.strerror}") from exc
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        inherited = any(a in trees for a in _ancestors_or_self(root))
+        plans.append(_plan_root(mirror_path, root, inherited, keep_files, trees))
+    return CleanPlan(tuple(plans))
+
+
+def _plan_root(
+    mirror_path: Path,
+    root: str,
+    root_kept: bool,
+    keep_files: Container[str],
+    trees: set[str],
+) -> RootPlan:
+    # Breadth-first list of directories; walking it backwards visits children first.
+    dir_rel: list[str] = [root]
+    dir_parent: list[int] = [-1]
+    dir_kept: list[bool] = [root_kept]  # kept as a whole (a keep tree)
+    needed: list[bool] = [root_kept]  # something under it is kept
+    files: list[str] = []
+    removed_bytes = total_files = total_bytes = 0
+    base = os.fspath(mirror_path)
+    index = 0
+    while index < len(dir_rel):
+        rel, kept_tree = dir_rel[index], dir_kept[index]
+        try:
+            with os.scandir(os.path.join(base, rel)) as entries:
+                for entry in entries:
+                    child = f"{rel}/{entry.name}"
+                    if entry.is_dir(follow_symlinks=False):
+                        child_kept = kept_tree or child in trees
+                        dir_rel.append(child)
+                        dir_parent.append(index)
+                        dir_kept.append(child_kept)
+                        needed.append(child_kept)
+                        continue
+                    if not entry.is_file(follow_symlinks=False):
+                        needed[index] = True  # symlinks and special files always stay
+                        continue
+                    size = entry.stat(follow_symlinks=False).st_blocks * 512
+                    total_files += 1
+                    total_bytes += size
+                    if (
+                        kept_tree
+                        or child in keep_files
+                        or child in trees
+                        or entry.name.endswith(PARTIAL_SUFFIX)
+                    ):
+                        needed[index] = True
+                    else:
+                        files.append(child)
+                        removed_bytes += size
+        except OSError as exc:
+            where = os.path.join(base, rel)
+            raise StorageError(f"cannot read {where} while planning clean-up: {exc}") from exc
+        index += 1
+    dirs: list[str] = []
+    for i in range(len(dir_rel) - 1, 0, -1):  # never the root (index 0)
+        if needed[i]:
+            needed[dir_parent[i]] = True
+        else:
+            dirs.append(dir_rel[i])
+    return RootPlan(root, tuple(files), tuple(dirs), removed_bytes, total_files, total_bytes)
+
+
+def _ratio_disabled(ratio: float) -> bool:
+    # >= 1 can never trigger; 0 (or less) means "off", as in apt-mirror2.
+    return ratio >= 1 or ratio <= 0
+
+
+def check_wipe(plan: CleanPlan, size_ratio: float = 0.4, count_ratio: float = 0.4) -> None:
+    """Refuse a plan deleting more than the given share of any one clean root.
+
+    A ratio of 1 or more (or 0, as in apt-mirror2) disables that check. Raises
+    ``WipeProtectionError`` naming every offending root.
+    """
+    problems: list[str] = []
+    for root in plan.roots:
+        exceeded: list[str] = []
+        count_share = len(root.files) / root.total_files if root.total_files else 0.0
+        size_share = root.bytes / root.total_bytes if root.total_bytes else 0.0
+        if not _ratio_disabled(count_ratio) and count_share > count_ratio:
+            exceeded.append(f"wipe_count_ratio {count_ratio:g}")
+        if not _ratio_disabled(size_ratio) and size_share > size_ratio:
+            exceeded.append(f"wipe_size_ratio {size_ratio:g}")
+        if exceeded:
+            problems.append(
+                f"cleaning {root.root} would delete {len(root.files)} of {root.total_files}"
+                f" files ({100 * count_share:.1f}%) / {format_size(root.bytes)} of"
+                f" {format_size(root.total_bytes)} ({100 * size_share:.1f}%),"
+                f" more than {' and '.join(exceeded)}; refusing — check the mirror.list"
+                f" or raise {' and '.join(e.split()[0] for e in exceeded)}"
+            )
+    if problems:
+        raise WipeProtectionError("\n".join(problems))
+
+
+def _script_lines(mirror_path: Path, plan: CleanPlan) -> Iterable[str]:
+    q = shlex.quote
+    files, dirs = plan.files, plan.dirs
+    yield "#!/bin/sh\n"
+    yield "# Generated by aptmirror: removes files no longer referenced by the mirror.\n"
+    yield "set -e\n\n"
+    yield f"cd {q(os.path.abspath(mirror_path))}\n\n"
+    yield f"echo {q(f'Removing {len(files)} unnecessary files [{format_size(plan.bytes)}]...')}\n"
+    total = len(files)
+    for i, rel in enumerate(files):
+        yield f"rm -f -- {q(rel)}\n"
+        if i % _PERCENT_EVERY_FILES == 0:
+            yield f"printf '%s' '[{100 * i // total}%]'\n"
+        if i % _DOT_EVERY_FILES == 0:
+            yield "printf '%s' .\n"
+    yield "echo 'done.'\necho\n\n"
+    total = len(dirs)
+    yield f"echo 'Removing {total} unnecessary directories...'\n"
+    for i, rel in enumerate(dirs):
+        quoted = q(rel)
+        yield f"if test -d {quoted}; then rmdir -- {quoted}; fi\n"
+        if i % _PERCENT_EVERY_DIRS == 0:
+            yield f"printf '%s' '[{100 * i // total}%]'\n"
+        yield "printf '%s' .\n"
+    yield "echo 'done.'\necho\n"
+
+
+def write_clean_script(path: Path, mirror_path: Path, plan: CleanPlan) -> None:
+    """Write ``clean.sh`` (atomically, mode 0755) in the layout of apt-mirror 0.5.4.
+
+    Written even for an empty plan. Paths are relative to ``mirror_path`` (the script
+    ``cd``s there first) and every one is quoted with ``shlex.quote``: names with spaces,
+    quotes, ``$(…)``, backticks or newlines are removed, never interpreted. Progress uses
+    ``printf`` rather than ``echo -n``, which POSIX leaves unspecified.
+    """
+    ensure_parent(path)
+    with AtomicFile(path, mode=SCRIPT_MODE) as out:
+        for line in _script_lines(mirror_path, plan):
+            out.write_text(line)
+
+
+def write_empty_clean_script(path: Path) -> None:
+    """With ``_autoclean`` Perl leaves ``clean.sh`` empty (and executable): do the same."""
+    ensure_parent(path)
+    with AtomicFile(path, mode=SCRIPT_MODE):
+        pass
+
+
+class _Guard:
+    """Checks that a planned path stays inside its clean root, symlinks resolved."""
+
+    def __init__(self, mirror_path: Path, root: str) -> None:
+        self.mirror_path = mirror_path
+        self.root = normalise_relpath(root)
+        # The root's own parents may be symlinks (a host directory on another disk):
+        # they are taken as configured. Below the root nothing may resolve elsewhere.
+        self.real_root = os.path.realpath(mirror_path / self.root)
+        self._dir_ok: dict[str, bool] = {}
+
+    def absolute(self, rel: str) -> Path:
+        try:
+            norm = normalise_relpath(rel)
+        except StorageError:
+            norm = ""
+        if norm != rel or not norm.startswith(self.root + "/"):
+            raise StorageError(f"refusing to remove {rel!r}: not inside clean root {self.root}")
+        parent = norm.rpartition("/")[0]
+        ok = self._dir_ok.get(parent)
+        if ok is None:
+            real = os.path.realpath(self.mirror_path / parent)
+            ok = real == self.real_root or real.startswith(self.real_root + os.sep)
+            self._dir_ok[parent] = ok
+        if not ok:
+            raise StorageError(f"refusing to remove {rel!r}: its directory leaves {self.root}")
+        return self.mirror_path / norm
+
+
+def execute_clean(mirror_path: Path, plan: CleanPlan) -> tuple[int, int]:
+    """Delete the planned files, then directories (``_autoclean``).
+
+    Never follows symlinks: an entry that is now a symlink (or no longer a regular file /
+    directory) is left alone; a directory that is no longer empty stays. Raises
+    ``StorageError`` for a path that would leave its clean root, and, after finishing,
+    if some files could not be deleted. Returns (files removed, directories removed).
+    """
+    files_removed = dirs_removed = 0
+    failures: list[str] = []
+    for root in plan.roots:
+        guard = _Guard(mirror_path, root.root)
+        for rel in root.files:
+            target = guard.absolute(rel)
+            try:
+                if not stat.S_ISREG(os.lstat(target).st_mode):
+                    continue
+                os.unlink(target)
+                files_removed += 1
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                failures.append(f"{target}: {exc.strerror}")
+        for rel in root.dirs:
+            target = guard.absolute(rel)
+            try:
+                if not stat.S_ISDIR(os.lstat(target).st_mode):
+                    continue
+                os.rmdir(target)
+                dirs_removed += 1
+            except OSError as exc:
+                if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+                    failures.append(f"{target}: {exc.strerror}")
+    if failures:
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise StorageError(f"clean-up could not remove {failures[0]}{more}")
+    return files_removed, dirs_removed

@@ -1,0 +1,172 @@
+"""Publish a suite's index files atomically (the "never a broken mirror" step).
+
+``dists/<suite>`` in the mirror becomes a symlink to a complete, immutable snapshot
+directory beside it (``dists/.<suite>.<stamp>``). A new run builds a new snapshot out of
+hard links to the verified files in skel/, then swaps the symlink with one ``rename(2)``:
+an HTTP client sees either the old InRelease with the old indexes or the new InRelease
+with the new indexes, never a mix. The first time, when ``dists/<suite>`` is still a real
+directory (a tree made by the Perl tool), the directory and the new symlink are exchanged
+with ``renameat2(RENAME_EXCHANGE)``, which is atomic too.
+
+By-hash objects of the previous generation are carried into the new snapshot, so a client
+that read the old InRelease a moment before the swap still finds what it asks for by hash.
+Old snapshots are returned to the caller, which deletes them after every suite is
+published ("deletions last").
+
+Flat repositories keep their indexes beside their packages, so no directory can be swapped:
+indexes are replaced one by one, each atomically, with Release/InRelease/Release.gpg last.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aptmirror.errors import StorageError
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+RELEASE_NAMES = ("Release.gpg", "Release", "InRelease")  # published last, in this order
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    changed: bool
+    live_dir: Path  # the directory the suite symlink now points to
+    obsolete: tuple[Path, ...] = field(default=())  # delete after every suite is published
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Atomically swap two paths (Linux renameat2). Falls back to two renames."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        fn = None
+    if fn is not None:
+        res = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+        if res == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOSYS, errno.EINVAL):
+            raise StorageError(f"cannot exchange {a} and {b}: {os.strerror(err)}")
+    # Non-atomic fallback (old kernels/filesystems): a window of microseconds.
+    parked = b.with_name(b.name + ".parked")
+    os.rename(b, parked)
+    os.rename(a, b)
+    os.rename(parked, a)
+
+
+def link_or_copy(src: Path, dest: Path) -> None:
+    """Hard-link ``src`` to ``dest`` (replacing dest); copy when links are impossible."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.aptmirror-link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dest)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        sa, sb = a.stat(), b.stat()
+    except OSError:
+        return False
+    return sa.st_size == sb.st_size and sa.st_mtime_ns == sb.st_mtime_ns
+
+
+def _tree_files(root: Path) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            full = Path(dirpath) / name
+            out[full.relative_to(root).as_posix()] = full
+    return out
+
+
+def _is_unchanged(live: Path, files: Mapping[str, Path]) -> bool:
+    if not live.is_dir():
+        return False
+    current = _tree_files(live)
+    wanted = set(files)
+    if not wanted <= set(current):
+        return False
+    extra = set(current) - wanted
+    if any("/by-hash/" not in f"/{rel}" for rel in extra):
+        return False
+    return all(_same(current[rel], src) for rel, src in files.items())
+
+
+def _previous_by_hash(live: Path, wanted: Mapping[str, Path]) -> dict[str, Path]:
+    """By-hash objects of the live snapshot that held its canonical indexes' content."""
+    if not live.is_dir():
+        return {}
+    files = _tree_files(live)
+    canonical = {
+        (st.st_dev, st.st_ino)
+        for rel, p in files.items()
+        if "/by-hash/" not in f"/{rel}" and (st := p.stat())
+    }
+    carried: dict[str, Path] = {}
+    for rel, p in files.items():
+        if "/by-hash/" in f"/{rel}" and rel not in wanted:
+            st = p.stat()
+            if (st.st_dev, st.st_ino) in canonical:
+                carried[rel] = p
+    return carried
+
+
+def publish_suite(suite_dir: Path, files: Mapping[str, Path], stamp: str) -> Published:
+    """Make ``suite_dir`` show exactly ``files`` (relpath -> verified source) atomically."""
+    parent = suite_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    live = suite_dir.resolve() if suite_dir.is_symlink() else suite_dir
+    if _is_unchanged(live, files):
+        return Published(False, live)
+    snapshot = parent / f".{suite_dir.name}.{stamp}"
+    if snapshot.exists():
+        shutil.rmtree(snapshot)
+    for rel, src in sorted(_previous_by_hash(live, files).items()):
+        link_or_copy(src, snapshot / rel)
+    for rel, src in sorted(files.items()):
+        link_or_copy(src, snapshot / rel)
+    tmp_link = parent / f".{suite_dir.name}.{stamp}.link"
+    tmp_link.unlink(missing_ok=True)
+    os.symlink(snapshot.name, tmp_link)
+    obsolete: list[Path] = []
+    if suite_dir.is_symlink() or not suite_dir.exists():
+        old_target = suite_dir.resolve() if suite_dir.is_symlink() else None
+        os.replace(tmp_link, suite_dir)
+        if old_target is not None and old_target.parent == parent and old_target != snapshot:
+            obsolete.append(old_target)
+    else:
+        _exchange(tmp_link, suite_dir)  # tmp_link now names the old real directory
+        old_dir = parent / f".{suite_dir.name}.{stamp}.old"
+        os.rename(tmp_link, old_dir)
+        obsolete.append(old_dir)
+    return Published(True, snapshot, tuple(obsolete))
+
+
+def publish_flat(flat_dir: Path, files: Mapping[str, Path]) -> bool:
+    """Replace a flat repository's indexes one by one, Release files last."""
+    changed = False
+    ordered = sorted(files.items(), key=lambda kv: (Path(kv[0]).name in RELEASE_NAMES, kv[0]))
+    for rel, src in ordered:
+        dest = flat_dir / rel
+        if not _same(dest, src):
+            link_or_copy(src, dest)
+            changed = True
+    return changed
+
+
+def remove_obsolete(paths: tuple[Path, ...] | list[Path]) -> None:
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)

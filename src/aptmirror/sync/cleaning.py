@@ -1,0 +1,78 @@
+"""Stage 7: clean-up after publication (deletions last).
+
+Builds the keep set (every pool file the new indexes reference, every published suite
+snapshot, skip-clean entries), plans with wipe protection, then writes ``clean.sh`` or, with
+``_autoclean``, deletes. When any required file failed this run, nothing is planned: the
+still-published older indexes may reference files the new ones dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from aptmirror.errors import StorageError, WipeProtectionError
+from aptmirror.model import Config
+from aptmirror.storage.clean import (
+    check_wipe,
+    execute_clean,
+    plan_clean,
+    write_clean_script,
+    write_empty_clean_script,
+)
+from aptmirror.sync.context import RunContext
+from aptmirror.sync.indexes import SuiteIndexes
+from aptmirror.sync.jobs import RepoJob
+
+
+def _protected(
+    ctx: RunContext, jobs: Sequence[RepoJob], indexes: Sequence[SuiteIndexes]
+) -> tuple[set[str], list[str]]:
+    """(extra files to keep, directory trees to keep) for the published suites."""
+    files: set[str] = set()
+    trees: list[str] = []
+    by_job = {id(i.verified.job): i for i in indexes}
+    for job in jobs:
+        rel = ctx.suite_rel(job)
+        if job.is_flat:
+            idx = by_job.get(id(job))
+            if idx is not None:
+                files.update(f"{rel}/{name}" for name in idx.present)
+            continue
+        suite = ctx.mirror / rel
+        live = suite.resolve() if suite.is_symlink() else suite
+        try:
+            trees.append(live.relative_to(ctx.mirror.resolve()).as_posix())
+        except ValueError:
+            trees.append(rel)
+    return files, trees
+
+
+def run_clean(
+    ctx: RunContext,
+    config: Config,
+    jobs: Sequence[RepoJob],
+    pool_keep: set[str],
+    indexes: Sequence[SuiteIndexes],
+) -> None:
+    s = ctx.settings
+    script = Path(s.cleanscript)
+    if ctx.failures:
+        write_empty_clean_script(script)
+        ctx.say("Cleaning skipped: this run failed, so the old indexes stay published.")
+        return
+    extra, trees = _protected(ctx, jobs, indexes)
+    try:
+        plan = plan_clean(ctx.mirror, config.clean, pool_keep | extra, trees, config.skip_clean)
+        check_wipe(plan, s.wipe_size_ratio, s.wipe_count_ratio)
+    except (WipeProtectionError, StorageError) as exc:
+        write_empty_clean_script(script)
+        ctx.fail(None, "clean", str(exc))
+        return
+    if s.autoclean:
+        ctx.say(f"{plan.summary()} will be freed...")
+        execute_clean(ctx.mirror, plan)
+        write_empty_clean_script(script)
+    else:
+        write_clean_script(script, ctx.mirror, plan)
+        ctx.say(f"{plan.summary()} can be freed.\nRun {script} for this purpose.")

@@ -1,0 +1,168 @@
+"""Stage 2: fetch every index file the config needs, as the verified Release lists them.
+
+Each file is checked against the Release's size and strongest hash. When the Release says
+``Acquire-By-Hash: yes`` the file is fetched from its by-hash URL (immune to upstream
+updating mid-run) and hard-linked to its by-hash names for clients. An uncompressed variant
+that the Release lists is made by decompressing a fetched variant and checking it against
+the Release (Debian lists but does not serve uncompressed ``Packages``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aptmirror.debian.compression import decompressor_for
+from aptmirror.debian.paths import by_hash_path, split_compression
+from aptmirror.debian.selection import IndexFile, select_flat_indexes, select_indexes
+from aptmirror.errors import FetchError, FormatError
+from aptmirror.fetch.fetcher import FetchRequest, Outcome, partial_path
+from aptmirror.model import HASHLIB_NAMES, Checksums
+from aptmirror.storage.publish import link_or_copy
+from aptmirror.sync.context import RunContext
+from aptmirror.sync.release import VerifiedRelease
+
+READ_CHUNK = 1024 * 1024
+PARSEABLE_KINDS = ("packages", "sources")
+
+
+@dataclass(slots=True)
+class SuiteIndexes:
+    """What stage 2 left in skel for one suite."""
+
+    verified: VerifiedRelease
+    present: dict[str, Path] = field(default_factory=dict)  # relpath in suite -> skel path
+    parseable: list[tuple[str, Path]] = field(default_factory=list)  # (kind, one variant)
+
+
+def file_matches(path: Path, expected: Checksums) -> bool:
+    """True when ``path`` exists with the declared size and strongest hash."""
+    try:
+        if path.stat().st_size != expected.size:
+            return False
+    except OSError:
+        return False
+    strongest = expected.strongest()
+    if strongest is None:
+        return True
+    name, digest = strongest
+    h = hashlib.new(HASHLIB_NAMES[name])
+    with path.open("rb") as fh:
+        while chunk := fh.read(READ_CHUNK):
+            h.update(chunk)
+    return h.hexdigest() == digest
+
+
+def select_for(sv: VerifiedRelease, ctx: RunContext) -> list[IndexFile]:
+    job, files = sv.job, sv.release.files
+    if job.is_flat:
+        return select_flat_indexes(files, binary=job.binary, source=job.source)
+    return select_indexes(
+        files,
+        job.components,
+        job.arches,
+        binary=job.binary,
+        source=job.source,
+        contents=ctx.settings.contents,
+    )
+
+
+async def _fetch_one(ctx: RunContext, sv: VerifiedRelease, item: IndexFile, dest: Path) -> bool:
+    if await asyncio.to_thread(file_matches, dest, item.checksums):
+        return True
+    urls = []
+    strongest = item.checksums.strongest()
+    if sv.release.acquire_by_hash and strongest is not None:
+        urls.append(sv.job.url(by_hash_path(item.path, *strongest)))
+    urls.append(sv.job.url(item.path))
+    last: FetchError | None = None
+    for url in urls:
+        try:
+            req = FetchRequest(url, dest, item.checksums, optional=True)
+            if (await ctx.fetcher.fetch(req)).outcome is Outcome.DOWNLOADED:
+                return True
+        except FetchError as exc:
+            last = exc
+    if last is not None and item.required:
+        ctx.fail(sv.job, last.url, last.reason)
+    return False
+
+
+def _decompress_to(src: Path, dest: Path, expected: Checksums) -> bool:
+    """Make ``dest`` by decompressing ``src``; keep it only if it matches ``expected``."""
+    _, ext = split_compression(src.name)
+    dec = decompressor_for(ext)
+    tmp = partial_path(dest)
+    try:
+        with src.open("rb") as fin, tmp.open("wb") as fout:
+            while chunk := fin.read(READ_CHUNK):
+                fout.write(dec.feed(chunk))
+            fout.write(dec.finish())
+    except (FormatError, OSError):
+        tmp.unlink(missing_ok=True)
+        return False
+    if not file_matches(tmp, expected):
+        tmp.unlink(missing_ok=True)
+        return False
+    os.replace(tmp, dest)
+    return True
+
+
+async def _fetch_group(
+    ctx: RunContext, sv: VerifiedRelease, suite_skel: Path, variants: list[IndexFile]
+) -> dict[str, Path]:
+    got: dict[str, Path] = {}
+    plain = [v for v in variants if split_compression(v.path)[1] == ""]
+    packed = [v for v in variants if split_compression(v.path)[1] != ""]
+    results = await asyncio.gather(*(_fetch_one(ctx, sv, v, suite_skel / v.path) for v in packed))
+    for v, ok in zip(packed, results, strict=True):
+        if ok:
+            got[v.path] = suite_skel / v.path
+    for v in plain:
+        dest = suite_skel / v.path
+        made = False
+        for src in list(got.values()):
+            if await asyncio.to_thread(_decompress_to, src, dest, v.checksums):
+                made = True
+                break
+        if made or await _fetch_one(ctx, sv, v, dest):
+            got[v.path] = dest
+    return got
+
+
+def _link_by_hash(sv: VerifiedRelease, suite_skel: Path, rel: str) -> dict[str, Path]:
+    links: dict[str, Path] = {}
+    if not sv.release.acquire_by_hash:
+        return links
+    for name, digest in sv.release.files[rel].hashes:
+        link_rel = by_hash_path(rel, name, digest)
+        link_or_copy(suite_skel / rel, suite_skel / link_rel)
+        links[link_rel] = suite_skel / link_rel
+    return links
+
+
+async def fetch_indexes(ctx: RunContext, sv: VerifiedRelease) -> SuiteIndexes:
+    """Fetch and verify the suite's indexes into skel; failures are recorded in ``ctx``."""
+    suite_skel = ctx.skel / ctx.suite_rel(sv.job)
+    out = SuiteIndexes(sv, dict(sv.files))
+    groups: dict[str, list[IndexFile]] = {}
+    for item in select_for(sv, ctx):
+        groups.setdefault(split_compression(item.path)[0], []).append(item)
+    fetched = await asyncio.gather(
+        *(_fetch_group(ctx, sv, suite_skel, variants) for variants in groups.values())
+    )
+    for (base, variants), got in zip(groups.items(), fetched, strict=True):
+        kind = variants[0].kind
+        if not got and any(v.required for v in variants):
+            ctx.fail(sv.job, sv.job.url(base), "no variant of this required index could be fetched")
+            continue
+        for rel, path in got.items():
+            out.present[rel] = path
+            out.present.update(_link_by_hash(sv, suite_skel, rel))
+        if kind in PARSEABLE_KINDS and got:
+            best = sorted(got, key=lambda r: split_compression(r)[1] != "")[0]
+            out.parseable.append((kind, got[best]))
+    return out

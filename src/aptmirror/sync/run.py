@@ -1,0 +1,144 @@
+"""The only code that orders the phases of a run.
+
+release ─► indexes ─► plan ─► archive ─► publish (per suite, only if complete) ─► clean
+─► var/ file lists ─► post-mirror hook. Console output follows the Perl tool's stages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO, TypeVar
+
+from aptmirror.fetch.fetcher import Fetcher
+from aptmirror.fetch.transport import HttpTransport, TransportOptions
+from aptmirror.model import Config, Settings
+from aptmirror.storage.publish import Published, publish_flat, publish_suite, remove_obsolete
+from aptmirror.storage.varfiles import VarFiles
+from aptmirror.sync.cleaning import run_clean
+from aptmirror.sync.context import RunContext
+from aptmirror.sync.indexes import SuiteIndexes, fetch_indexes, select_for
+from aptmirror.sync.jobs import RepoJob, group_jobs
+from aptmirror.sync.pool import PoolPlan, download_pool, plan_suite
+from aptmirror.sync.release import fetch_release
+from aptmirror.units import format_size
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    exit_code: int
+    jobs: int
+    published: int
+    failures: int
+    downloaded_files: int
+    downloaded_bytes: int
+    requests: int
+
+
+def transport_options(s: Settings) -> TransportOptions:
+    use_proxy = s.use_proxy
+    return TransportOptions(
+        max_connections=s.nthreads,
+        http_proxy=(s.http_proxy or None) if use_proxy else None,
+        https_proxy=(s.https_proxy or s.http_proxy or None) if use_proxy else None,
+        proxy_user=s.proxy_user or None,
+        proxy_password=s.proxy_password or None,
+        verify_tls=not s.no_check_certificate,
+        ca_certificate=s.ca_certificate or None,
+        certificate=s.certificate or None,
+        private_key=s.private_key or None,
+    )
+
+
+async def _stage(ctx: RunContext, name: str, count: int, work: Awaitable[T]) -> T:
+    threads = min(ctx.settings.nthreads, max(1, count))
+    ctx.say(f"Downloading {count} {name} files using {threads} threads...")
+    ctx.say(f"Begin time: {time.ctime()}")
+    result = await work
+    ctx.say(f"End time: {time.ctime()}\n")
+    return result
+
+
+def _publish(ctx: RunContext, indexes: list[SuiteIndexes]) -> tuple[int, list[Path]]:
+    published = 0
+    obsolete: list[Path] = []
+    for idx in indexes:
+        job = idx.verified.job
+        if ctx.failed(job):
+            ctx.say(f"Not publishing {job.name}: it is incomplete (see errors below)")
+            continue
+        target = ctx.mirror / ctx.suite_rel(job)
+        if job.is_flat:
+            publish_flat(target, idx.present)
+        else:
+            result: Published = publish_suite(target, idx.present, ctx.stamp)
+            obsolete.extend(result.obsolete)
+        published += 1
+    return published, obsolete
+
+
+async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
+    releases = await _stage(
+        ctx, "release", len(jobs), asyncio.gather(*(fetch_release(ctx, j) for j in jobs))
+    )
+    verified = [v for v in releases if v is not None]
+    n_index = sum(len(select_for(v, ctx)) for v in verified)
+    indexes = await _stage(
+        ctx, "index", n_index, asyncio.gather(*(fetch_indexes(ctx, v) for v in verified))
+    )
+    plan = PoolPlan()
+    with VarFiles(ctx.var) as var:
+        ctx.say("Processing indexes: [" + "".join(_marks(i) for i in indexes) + "]\n")
+        for idx in indexes:
+            plan_suite(ctx, idx, plan, var)
+    ctx.say(f"{format_size(plan.todo_bytes)} will be downloaded into archive.")
+    await _stage(ctx, "archive", len(plan.todo), download_pool(ctx, plan))
+    published, obsolete = _publish(ctx, indexes)
+    remove_obsolete(obsolete)
+    run_clean(ctx, config, jobs, plan.keep, indexes)
+    return published
+
+
+def _marks(idx: SuiteIndexes) -> str:
+    return "".join("P" if kind == "packages" else "S" for kind, _ in idx.parseable)
+
+
+async def run_mirror(config: Config, out: TextIO) -> RunSummary:
+    """Run every stage for ``config``; never raises for a download problem."""
+    s = config.settings
+    for path in (s.mirror_path, s.skel_path, s.var_path):
+        Path(path).mkdir(parents=True, exist_ok=True)
+    jobs = group_jobs(config.sources)
+    async with HttpTransport(transport_options(s)) as transport:
+        fetcher = Fetcher(transport)
+        ctx = RunContext(s, fetcher, out, time.strftime("%Y%m%dT%H%M%S"))
+        published = await _mirror(ctx, jobs, config)
+    _report_failures(ctx)
+    stats = ctx.fetcher.stats
+    ctx.say(
+        f"Downloaded {stats.files} files, {format_size(stats.bytes)} in {stats.requests} "
+        f"requests; {published} of {len(jobs)} suites published."
+    )
+    return RunSummary(
+        exit_code=1 if ctx.failures else 0,
+        jobs=len(jobs),
+        published=published,
+        failures=len(ctx.failures),
+        downloaded_files=stats.files,
+        downloaded_bytes=stats.bytes,
+        requests=stats.requests,
+    )
+
+
+def _report_failures(ctx: RunContext) -> None:
+    if not ctx.failures:
+        return
+    ctx.say(f"\nERROR: {len(ctx.failures)} required download(s)/check(s) failed:")
+    for f in ctx.failures:
+        ctx.say(f"  {f.target}: {f.reason}")
+    ctx.say("The previously published copy of each affected suite was left unchanged.")
