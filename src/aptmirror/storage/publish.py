@@ -123,6 +123,15 @@ def _previous_by_hash(live: Path, wanted: Mapping[str, Path]) -> dict[str, Path]
     return carried
 
 
+def _is_our_snapshot(target: Path, suite_dir: Path, new: Path) -> bool:
+    """Only delete what we made: a user's own symlink target is never removed."""
+    return (
+        target.parent == suite_dir.parent
+        and target.name.startswith(f".{suite_dir.name}.")
+        and target != new
+    )
+
+
 def publish_suite(suite_dir: Path, files: Mapping[str, Path], stamp: str) -> Published:
     """Make ``suite_dir`` show exactly ``files`` (relpath -> verified source) atomically."""
     parent = suite_dir.parent
@@ -144,7 +153,7 @@ def publish_suite(suite_dir: Path, files: Mapping[str, Path], stamp: str) -> Pub
     if suite_dir.is_symlink() or not suite_dir.exists():
         old_target = suite_dir.resolve() if suite_dir.is_symlink() else None
         os.replace(tmp_link, suite_dir)
-        if old_target is not None and old_target.parent == parent and old_target != snapshot:
+        if old_target is not None and _is_our_snapshot(old_target, suite_dir, snapshot):
             obsolete.append(old_target)
     else:
         _exchange(tmp_link, suite_dir)  # tmp_link now names the old real directory

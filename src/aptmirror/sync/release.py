@@ -65,6 +65,9 @@ def _verify(ctx: RunContext, job: RepoJob, staged: dict[str, Path]) -> tuple[byt
             fingerprint = verify_detached(data, sig, rings, f"{what} Release")
         elif check and text is None:
             raise SignatureError(f"{what}: no InRelease and no Release.gpg, cannot verify")
+        elif check and data != text:
+            # Unsigned and not the signed InRelease text: never publish it.
+            staged.pop("Release").unlink()
         if text is None:
             text = data
     if text is None:
