@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,8 +46,9 @@ def _hook_env(summary: RunSummary, config: Config) -> dict[str, str]:
         "APT_MIRROR_FAILURES": str(summary.failures),
         "APT_MIRROR_DOWNLOADED_FILES": str(summary.downloaded_files),
         "APT_MIRROR_DOWNLOADED_BYTES": str(summary.downloaded_bytes),
-        "APT_MIRROR_MIRROR_PATH": config.settings.mirror_path,
-        "APT_MIRROR_VAR_PATH": config.settings.var_path,
+        # Absolute: the hook runs in mirror_path, where relative paths would not resolve.
+        "APT_MIRROR_MIRROR_PATH": os.path.abspath(config.settings.mirror_path),
+        "APT_MIRROR_VAR_PATH": os.path.abspath(config.settings.var_path),
     }
 
 
@@ -56,7 +58,7 @@ def _postmirror(summary: RunSummary, config: Config) -> None:
         return
     print(f"Running the Post Mirror script ...\n({s.postmirror_script})\n", flush=True)
     status = run_postmirror(
-        Path(s.postmirror_script), _hook_env(summary, config), cwd=Path(s.mirror_path)
+        Path(s.postmirror_script).absolute(), _hook_env(summary, config), cwd=Path(s.mirror_path)
     )
     if status != 0:
         print(f"Post Mirror script exited with status {status}", flush=True)
@@ -66,7 +68,10 @@ def _postmirror(summary: RunSummary, config: Config) -> None:
 def run(config: Config) -> int:
     s = config.settings
     for path in (s.mirror_path, s.skel_path, s.var_path):
-        Path(path).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(path).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create directory {path}: {exc.strerror or exc}") from exc
     with RunLock(Path(s.var_path)):
         summary = asyncio.run(run_mirror(config, sys.stdout))
         _postmirror(summary, config)

@@ -10,6 +10,7 @@ several upstream sources) slot in at ``_attempt``.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 import os
 import random
@@ -67,6 +68,21 @@ class FetchStats:
 
 def partial_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}{PARTIAL_SUFFIX}")
+
+
+def _keep_upstream_mtime(path: Path, last_modified: str | None) -> None:
+    """Give the file upstream's modification time, as wget -N did.
+
+    The mirror's web server then answers apt's If-Modified-Since like upstream would; with
+    local download times two publications within one second could look unchanged.
+    """
+    if not last_modified:
+        return
+    try:
+        when = email.utils.parsedate_to_datetime(last_modified).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return
+    os.utime(path, (when, when))
 
 
 class _Hasher:
@@ -147,6 +163,7 @@ class Fetcher:
                 await self._stream(resp.chunks(), tmp, hasher, limit, req.url)
                 if req.expected is not None:
                     check_digests(req.url, hasher, req.expected)
+                _keep_upstream_mtime(tmp, resp.headers.get("Last-Modified"))
                 os.replace(tmp, req.dest)
             except BaseException:
                 tmp.unlink(missing_ok=True)

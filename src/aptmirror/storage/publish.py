@@ -79,6 +79,8 @@ def _same(a: Path, b: Path) -> bool:
         sa, sb = a.stat(), b.stat()
     except OSError:
         return False
+    if sa.st_dev == sb.st_dev:  # same filesystem: we hard-link, so same file = same inode
+        return sa.st_ino == sb.st_ino
     return sa.st_size == sb.st_size and sa.st_mtime_ns == sb.st_mtime_ns
 
 
@@ -132,6 +134,22 @@ def _is_our_snapshot(target: Path, suite_dir: Path, new: Path) -> bool:
     )
 
 
+def _fresh_snapshot(parent: Path, name: str, stamp: str, live: Path) -> Path:
+    """``.<suite>.<stamp>`` — or with a ``-N`` suffix when that name is the live snapshot.
+
+    Two runs within one second share a stamp; the live snapshot must never be rebuilt in
+    place (clients read it). A leftover of an interrupted run is not live and is removed.
+    """
+    snapshot = parent / f".{name}.{stamp}"
+    n = 0
+    while snapshot.exists() and snapshot.resolve() == live.resolve():
+        n += 1
+        snapshot = parent / f".{name}.{stamp}-{n}"
+    if snapshot.exists():
+        shutil.rmtree(snapshot)
+    return snapshot
+
+
 def publish_suite(suite_dir: Path, files: Mapping[str, Path], stamp: str) -> Published:
     """Make ``suite_dir`` show exactly ``files`` (relpath -> verified source) atomically."""
     parent = suite_dir.parent
@@ -139,14 +157,12 @@ def publish_suite(suite_dir: Path, files: Mapping[str, Path], stamp: str) -> Pub
     live = suite_dir.resolve() if suite_dir.is_symlink() else suite_dir
     if _is_unchanged(live, files):
         return Published(False, live)
-    snapshot = parent / f".{suite_dir.name}.{stamp}"
-    if snapshot.exists():
-        shutil.rmtree(snapshot)
+    snapshot = _fresh_snapshot(parent, suite_dir.name, stamp, live)
     for rel, src in sorted(_previous_by_hash(live, files).items()):
         link_or_copy(src, snapshot / rel)
     for rel, src in sorted(files.items()):
         link_or_copy(src, snapshot / rel)
-    tmp_link = parent / f".{suite_dir.name}.{stamp}.link"
+    tmp_link = parent / f"{snapshot.name}.link"
     tmp_link.unlink(missing_ok=True)
     os.symlink(snapshot.name, tmp_link)
     obsolete: list[Path] = []
@@ -157,7 +173,7 @@ def publish_suite(suite_dir: Path, files: Mapping[str, Path], stamp: str) -> Pub
             obsolete.append(old_target)
     else:
         _exchange(tmp_link, suite_dir)  # tmp_link now names the old real directory
-        old_dir = parent / f".{suite_dir.name}.{stamp}.old"
+        old_dir = parent / f"{snapshot.name}.old"
         os.rename(tmp_link, old_dir)
         obsolete.append(old_dir)
     return Published(True, snapshot, tuple(obsolete))

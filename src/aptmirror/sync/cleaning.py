@@ -69,10 +69,13 @@ def run_clean(
         write_empty_clean_script(script)
         ctx.fail(None, "clean", str(exc))
         return
-    if s.autoclean:
-        ctx.say(f"{plan.summary()} will be freed...")
-        execute_clean(ctx.mirror, plan)
-        write_empty_clean_script(script)
-    else:
-        write_clean_script(script, ctx.mirror, plan)
-        ctx.say(f"{plan.summary()} can be freed.\nRun {script} for this purpose.")
+    try:  # a clean-up problem fails the run but must not skip the summary and the hook
+        if s.autoclean:
+            ctx.say(f"{plan.summary()} will be freed...")
+            execute_clean(ctx.mirror, plan)
+            write_empty_clean_script(script)
+        else:
+            write_clean_script(script, ctx.mirror, plan)
+            ctx.say(f"{plan.summary()} can be freed.\nRun {script} for this purpose.")
+    except StorageError as exc:
+        ctx.fail(None, "clean", str(exc))

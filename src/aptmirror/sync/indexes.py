@@ -70,7 +70,10 @@ def select_for(sv: VerifiedRelease, ctx: RunContext) -> list[IndexFile]:
     )
 
 
-async def _fetch_one(ctx: RunContext, sv: VerifiedRelease, item: IndexFile, dest: Path) -> bool:
+async def _fetch_one(
+    ctx: RunContext, sv: VerifiedRelease, item: IndexFile, dest: Path, why: list[str]
+) -> bool:
+    """Fetch one variant; on failure append the reason to ``why``."""
     if await asyncio.to_thread(file_matches, dest, item.checksums):
         return True
     urls = []
@@ -84,8 +87,10 @@ async def _fetch_one(ctx: RunContext, sv: VerifiedRelease, item: IndexFile, dest
             req = FetchRequest(url, dest, item.checksums, optional=True)
             if (await ctx.fetcher.fetch(req)).outcome is Outcome.DOWNLOADED:
                 return True
+            why.append(f"{url}: not found upstream")
         except FetchError as exc:
             last = exc
+            why.append(f"{url}: {exc.reason}")
     if last is not None and item.required:
         ctx.fail(sv.job, last.url, last.reason)
     return False
@@ -112,23 +117,31 @@ def _decompress_to(src: Path, dest: Path, expected: Checksums) -> bool:
 
 
 async def _fetch_group(
-    ctx: RunContext, sv: VerifiedRelease, suite_skel: Path, variants: list[IndexFile]
+    ctx: RunContext,
+    sv: VerifiedRelease,
+    suite_skel: Path,
+    variants: list[IndexFile],
+    why: list[str],
 ) -> dict[str, Path]:
     got: dict[str, Path] = {}
     plain = [v for v in variants if split_compression(v.path)[1] == ""]
     packed = [v for v in variants if split_compression(v.path)[1] != ""]
-    results = await asyncio.gather(*(_fetch_one(ctx, sv, v, suite_skel / v.path) for v in packed))
+    results = await asyncio.gather(
+        *(_fetch_one(ctx, sv, v, suite_skel / v.path, why) for v in packed)
+    )
     for v, ok in zip(packed, results, strict=True):
         if ok:
             got[v.path] = suite_skel / v.path
     for v in plain:
         dest = suite_skel / v.path
-        made = False
-        for src in list(got.values()):
+        # Already made by an earlier run: keep it (same inode), so an unchanged suite is
+        # recognised as unchanged and not republished.
+        made = await asyncio.to_thread(file_matches, dest, v.checksums)
+        for src in [] if made else list(got.values()):
             if await asyncio.to_thread(_decompress_to, src, dest, v.checksums):
                 made = True
                 break
-        if made or await _fetch_one(ctx, sv, v, dest):
+        if made or await _fetch_one(ctx, sv, v, dest, why):
             got[v.path] = dest
     return got
 
@@ -151,13 +164,18 @@ async def fetch_indexes(ctx: RunContext, sv: VerifiedRelease) -> SuiteIndexes:
     groups: dict[str, list[IndexFile]] = {}
     for item in select_for(sv, ctx):
         groups.setdefault(split_compression(item.path)[0], []).append(item)
+    whys: list[list[str]] = [[] for _ in groups]
     fetched = await asyncio.gather(
-        *(_fetch_group(ctx, sv, suite_skel, variants) for variants in groups.values())
+        *(
+            _fetch_group(ctx, sv, suite_skel, variants, why)
+            for variants, why in zip(groups.values(), whys, strict=True)
+        )
     )
-    for (base, variants), got in zip(groups.items(), fetched, strict=True):
+    for (base, variants), got, why in zip(groups.items(), fetched, whys, strict=True):
         kind = variants[0].kind
         if not got and any(v.required for v in variants):
-            ctx.fail(sv.job, sv.job.url(base), "no variant of this required index could be fetched")
+            reasons = "; ".join(why) or "no variant listed"
+            ctx.fail(sv.job, sv.job.url(base), f"required index not available: {reasons}")
             continue
         for rel, path in got.items():
             out.present[rel] = path

@@ -25,6 +25,13 @@ from aptmirror.sync.context import RunContext
 from aptmirror.sync.indexes import READ_CHUNK, SuiteIndexes
 from aptmirror.sync.jobs import RepoJob
 
+REPLACEMENT_SUFFIX = ".aptmirror-new"
+
+
+def staged_path(dest: Path) -> Path:
+    """Where a new version of an existing pool file waits until its suites are published."""
+    return dest.with_name(f".{dest.name}{REPLACEMENT_SUFFIX}")
+
 
 @dataclass(slots=True)
 class Download:
@@ -32,6 +39,9 @@ class Download:
     dest: Path
     file: PoolFile
     jobs: list[RepoJob]
+    # dest exists with other bytes, which the published indexes may still reference:
+    # download beside it and swap it in only at publication (commit_replacements).
+    replaces: bool = False
 
 
 @dataclass(slots=True)
@@ -87,10 +97,11 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
                 dest = ctx.mirror / rel
                 if _needs_download(dest, pf.checksums.size):
                     url = job.pool_url(pf.path)
-                    plan.todo[rel] = Download(url, dest, pf, [job])
+                    plan.todo[rel] = Download(url, dest, pf, [job], os.path.lexists(dest))
                     var.add_new(url)
         except FormatError as exc:
-            ctx.fail(job, str(path), str(exc))
+            index_url = job.url(path.relative_to(ctx.skel / ctx.suite_rel(job)).as_posix())
+            ctx.fail(job, index_url, str(exc))
 
 
 async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
@@ -106,7 +117,8 @@ async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
                 item = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            req = FetchRequest(item.url, item.dest, item.file.checksums)
+            dest = staged_path(item.dest) if item.replaces else item.dest
+            req = FetchRequest(item.url, dest, item.file.checksums)
             try:
                 await ctx.fetcher.fetch(req)
             except FetchError as exc:
@@ -115,3 +127,34 @@ async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
 
     workers = min(ctx.settings.nthreads, max(1, queue.qsize()))
     await asyncio.gather(*(worker() for _ in range(workers)))
+
+
+def commit_replacements(ctx: RunContext, plan: PoolPlan) -> None:
+    """Swap downloaded replacements of existing pool files into place, just before publishing.
+
+    A file that a failed suite also uses keeps its old bytes (that suite's old indexes stay
+    published), so every other suite using it is failed too rather than published with
+    indexes that do not match it.
+    """
+    pending = [d for d in plan.todo.values() if d.replaces]
+    spread = True
+    while spread:
+        spread = False
+        for item in pending:
+            if any(ctx.failed(j) for j in item.jobs) and not all(ctx.failed(j) for j in item.jobs):
+                for job in item.jobs:
+                    if not ctx.failed(job):
+                        reason = "not replaced: a failed suite still publishes the old file"
+                        ctx.fail(job, item.url, reason)
+                spread = True
+    for item in pending:
+        staged = staged_path(item.dest)
+        if any(ctx.failed(j) for j in item.jobs):
+            staged.unlink(missing_ok=True)
+            continue
+        try:
+            os.replace(staged, item.dest)
+        except OSError as exc:
+            staged.unlink(missing_ok=True)
+            for job in item.jobs:
+                ctx.fail(job, str(item.dest), f"cannot replace: {exc}")

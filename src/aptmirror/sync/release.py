@@ -6,6 +6,7 @@ other file of the suite.
 
 from __future__ import annotations
 
+import filecmp
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,8 @@ async def _fetch_optional(ctx: RunContext, job: RepoJob, name: str, dest: Path) 
 
 
 def _keyrings(job: RepoJob) -> list[Path]:
-    return keyring_files(job.signed_by or SYSTEM_KEYRINGS)
+    # Absolute: gpgv reads a bare "--keyring name.gpg" from its homedir, not from the cwd.
+    return [p.absolute() for p in keyring_files(job.signed_by or SYSTEM_KEYRINGS)]
 
 
 def _verify(ctx: RunContext, job: RepoJob, staged: dict[str, Path]) -> tuple[bytes, str]:
@@ -87,7 +89,10 @@ async def fetch_release(ctx: RunContext, job: RepoJob) -> VerifiedRelease | None
         text, fingerprint = _verify(ctx, job, staged)
         release = parse_release(text.decode("utf-8", errors="replace"))
     except (FetchError, SignatureError, FormatError) as exc:
-        ctx.fail(job, job.url("InRelease"), str(exc))
+        if isinstance(exc, FetchError):
+            ctx.fail(job, exc.url, exc.reason)
+        else:
+            ctx.fail(job, job.url("InRelease"), str(exc))
         for path in staged.values():
             path.unlink(missing_ok=True)
         return None
@@ -96,7 +101,10 @@ async def fetch_release(ctx: RunContext, job: RepoJob) -> VerifiedRelease | None
     final: dict[str, Path] = {}
     for name, path in staged.items():
         target = suite_skel / name
-        path.replace(target)
+        if target.is_file() and filecmp.cmp(path, target, shallow=False):
+            path.unlink()  # unchanged: keep the old inode, so the suite is not republished
+        else:
+            path.replace(target)
         final[name] = target
     for name in RELEASE_FILES:
         if name not in final:

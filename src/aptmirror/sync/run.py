@@ -22,7 +22,7 @@ from aptmirror.sync.cleaning import run_clean
 from aptmirror.sync.context import RunContext
 from aptmirror.sync.indexes import SuiteIndexes, fetch_indexes, select_for
 from aptmirror.sync.jobs import RepoJob, group_jobs
-from aptmirror.sync.pool import PoolPlan, download_pool, plan_suite
+from aptmirror.sync.pool import PoolPlan, commit_replacements, download_pool, plan_suite
 from aptmirror.sync.release import fetch_release
 from aptmirror.units import format_size
 
@@ -98,6 +98,7 @@ async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
             plan_suite(ctx, idx, plan, var)
     ctx.say(f"{format_size(plan.todo_bytes)} will be downloaded into archive.")
     await _stage(ctx, "archive", len(plan.todo), download_pool(ctx, plan))
+    commit_replacements(ctx, plan)
     published, obsolete = _publish(ctx, indexes)
     remove_obsolete(obsolete)
     run_clean(ctx, config, jobs, plan.keep, indexes)
@@ -141,4 +142,5 @@ def _report_failures(ctx: RunContext) -> None:
     ctx.say(f"\nERROR: {len(ctx.failures)} required download(s)/check(s) failed:")
     for f in ctx.failures:
         ctx.say(f"  {f.target}: {f.reason}")
-    ctx.say("The previously published copy of each affected suite was left unchanged.")
+    if any(f.job is not None for f in ctx.failures):  # not for a refused clean-up alone
+        ctx.say("The previously published copy of each affected suite was left unchanged.")

@@ -133,7 +133,9 @@ def build_source(
     rows: list[tuple[str, Digest]] = []
     for fname, fsize in tarballs:
         path = directory / fname
-        data = payload(fname, version, "source", fsize)
+        # An .orig tarball is shared by every Debian revision of one upstream version: its
+        # bytes must not depend on the revision (a real archive never changes a pool file).
+        data = payload(fname, "" if ".orig." in fname else version, "source", fsize)
         if not path.exists() or path.read_bytes() != data:
             path.write_bytes(data)
         rows.append((fname, digest(data)))
