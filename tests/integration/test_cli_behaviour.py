@@ -723,3 +723,20 @@ def test_runs_are_quick_when_nothing_changed(
     assert time.monotonic() - started < 10
     assert up.count("*/pool/*") == 0
     assert "0 files and 0 directories can be freed." in result.stdout
+
+
+def test_dropping_a_suite_removes_its_snapshot_and_symlink(
+    tmp_path: Path, repo_key: TestKey, serve: ServeFn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    info = make_repo(tmp_path, repo_key)
+    cfg, url, _ = mirror_once(tmp_path, info, serve, capsys)
+    dists = mirror_root(tmp_path, url) / "dists"
+    assert (dists / info.suite).is_symlink()
+    settings = {"_autoclean": "1", "wipe_size_ratio": "1", "wipe_count_ratio": "1"}
+    cfg = write_mirror_list(tmp_path, [f"clean {url}"], settings=settings)
+    result = run_cli(cfg, capsys)
+    assert result.code == 0, result.output
+    # Nothing may dangle: the suite symlink goes with the snapshot it pointed to.
+    assert not os.path.lexists(dists / info.suite)
+    assert not dists.exists() or not any(dists.iterdir())
+    assert not (mirror_root(tmp_path, url) / "pool").exists()

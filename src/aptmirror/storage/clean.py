@@ -149,6 +149,26 @@ def plan_clean(
     return CleanPlan(tuple(plans))
 
 
+def _is_dropped_suite_link(entry: os.DirEntry[str], rel: str, trees: set[str], kept: bool) -> bool:
+    """A ``dists/SUITE -> .SUITE.<stamp>`` symlink (made by publish) whose snapshot is not kept.
+
+    Other symlinks always stay, as in the Perl tool; this one would dangle once its snapshot
+    directory is removed, because the suite is no longer in the configuration.
+    """
+    if kept or not entry.is_symlink() or not _is_suite_link(Path(entry.path)):
+        return False
+    return f"{rel}/{os.readlink(entry.path)}" not in trees
+
+
+def _is_suite_link(path: Path) -> bool:
+    """True for a symlink ``NAME -> .NAME.<stamp>`` as :mod:`aptmirror.storage.publish` makes."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return False
+    return "/" not in target and target.startswith(f".{path.name}.")
+
+
 def _plan_root(
     mirror_path: Path,
     root: str,
@@ -177,6 +197,9 @@ def _plan_root(
                         dir_parent.append(index)
                         dir_kept.append(child_kept)
                         needed.append(child_kept)
+                        continue
+                    if _is_dropped_suite_link(entry, rel, trees, kept_tree):
+                        files.append(child)  # our suite symlink whose snapshot goes too
                         continue
                     if not entry.is_file(follow_symlinks=False):
                         needed[index] = True  # symlinks and special files always stay
@@ -319,8 +342,9 @@ class _Guard:
 def execute_clean(mirror_path: Path, plan: CleanPlan) -> tuple[int, int]:
     """Delete the planned files, then directories (``_autoclean``).
 
-    Never follows symlinks: an entry that is now a symlink (or no longer a regular file /
-    directory) is left alone; a directory that is no longer empty stays. Raises
+    Never follows symlinks: an entry that is now a symlink (other than a dropped suite's
+    ``NAME -> .NAME.<stamp>`` link, which is removed itself) or no longer a regular file /
+    directory is left alone; a directory that is no longer empty stays. Raises
     ``StorageError`` for a path that would leave its clean root, and, after finishing,
     if some files could not be deleted. Returns (files removed, directories removed).
     """
@@ -331,9 +355,10 @@ def execute_clean(mirror_path: Path, plan: CleanPlan) -> tuple[int, int]:
         for rel in root.files:
             target = guard.absolute(rel)
             try:
-                if not stat.S_ISREG(os.lstat(target).st_mode):
+                mode = os.lstat(target).st_mode
+                if not (stat.S_ISREG(mode) or (stat.S_ISLNK(mode) and _is_suite_link(target))):
                     continue
-                os.unlink(target)
+                os.unlink(target)  # never follows: a suite symlink itself is removed
                 files_removed += 1
             except FileNotFoundError:
                 continue
