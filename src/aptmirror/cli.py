@@ -1,4 +1,6 @@
-"""Command line: ``apt-mirror [configfile]``, the drop-in form of the Perl tool.
+"""Command line: ``apt-mirror [configfile]``, the drop-in form of the Perl tool, and
+``apt-mirror COMMAND …``: a first argument equal to a command name (``verify``) selects it;
+anything else is the configuration file, as in the Perl tool.
 
 Exit status: 0 success; 1 the run finished but something required failed (the summary lists
 each URL and reason; affected suites keep their previous published state); 2 bad
@@ -9,15 +11,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from aptmirror import __version__
+from aptmirror.audit.verify import VerifyReport, remove_corrupt, verify_mirror
 from aptmirror.config.loader import load_config
+from aptmirror.config.observe import observe_settings
 from aptmirror.errors import ConfigError, LockError, StorageError
 from aptmirror.model import Config
+from aptmirror.observe.health import health_report
+from aptmirror.observe.session import ObservedRun
 from aptmirror.storage.lock import RunLock
 from aptmirror.storage.postmirror import run_postmirror
 from aptmirror.sync.run import RunSummary, run_mirror
@@ -30,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="apt-mirror",
         description="Mirror apt repositories listed in mirror.list: verified, atomic, resumable.",
-        epilog="Exit status: 0 ok, 1 some required file failed (previous mirror kept), "
+        epilog="Commands: 'apt-mirror verify [configfile] [--repair] [--json PATH]' re-checks "
+        "the published mirror (see 'apt-mirror verify --help'). "
+        "Exit status: 0 ok, 1 some required file failed (previous mirror kept), "
         "2 bad configuration, 3 another run is in progress.",
     )
     p.add_argument(
@@ -40,8 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _hook_env(summary: RunSummary, config: Config) -> dict[str, str]:
+def _hook_env(
+    summary: RunSummary, config: Config, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
     return {
+        **(extra or {}),  # run id, report, state DB, metrics and log paths (observe/session.py)
+        "APT_MIRROR_PUBLISHED": str(summary.published),
+        "APT_MIRROR_SUITES": str(summary.jobs),
+        "APT_MIRROR_REQUESTS": str(summary.requests),
         "APT_MIRROR_EXIT_CODE": str(summary.exit_code),
         "APT_MIRROR_FAILURES": str(summary.failures),
         "APT_MIRROR_DOWNLOADED_FILES": str(summary.downloaded_files),
@@ -52,13 +67,17 @@ def _hook_env(summary: RunSummary, config: Config) -> dict[str, str]:
     }
 
 
-def _postmirror(summary: RunSummary, config: Config) -> None:
+def _postmirror(
+    summary: RunSummary, config: Config, extra_env: Mapping[str, str] | None = None
+) -> None:
     s = config.settings
     if not s.run_postmirror:
         return
     print(f"Running the Post Mirror script ...\n({s.postmirror_script})\n", flush=True)
     status = run_postmirror(
-        Path(s.postmirror_script).absolute(), _hook_env(summary, config), cwd=Path(s.mirror_path)
+        Path(s.postmirror_script).absolute(),
+        _hook_env(summary, config, extra_env),
+        cwd=Path(s.mirror_path),
     )
     if status != 0:
         print(f"Post Mirror script exited with status {status}", flush=True)
@@ -67,28 +86,143 @@ def _postmirror(summary: RunSummary, config: Config) -> None:
 
 def run(config: Config) -> int:
     s = config.settings
+    opts = observe_settings(config)  # a bad value is a ConfigError before anything is touched
     for path in (s.mirror_path, s.skel_path, s.var_path):
         try:
             Path(path).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create directory {path}: {exc.strerror or exc}") from exc
     with RunLock(Path(s.var_path)):
-        summary = asyncio.run(run_mirror(config, sys.stdout))
-        _postmirror(summary, config)
+        with ObservedRun(config, sys.stdout, opts=opts) as obs:  # state DB, logs, metrics…
+            summary = asyncio.run(run_mirror(config, obs.out, obs.bus.emit, obs.run_id))
+            env = obs.hook_env()
+        _postmirror(summary, config, env)
     return summary.exit_code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _verify_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="apt-mirror verify",
+        description="Re-check the published mirror against its own signed Release files: "
+        "signatures (same keyrings as a run), every configured index present, every pool "
+        "file named by Packages/Sources (size and SHA256).",
+        epilog="Exit status: 0 everything intact, 1 something missing, corrupt or unverifiable "
+        "(after --repair: still), 2 bad configuration, 3 a run is in progress.",
+    )
+    p.add_argument(
+        "configfile", nargs="?", default=DEFAULT_CONFIG, help=f"default {DEFAULT_CONFIG}"
+    )
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="remove corrupt pool files, run the normal mirror pipeline (re-download, "
+        "republish atomically), then check again",
+    )
+    p.add_argument(
+        "--json", metavar="PATH", help="report file (default VAR_PATH/verify-report.json)"
+    )
+    return p
+
+
+def _load(path: str) -> Config | None:
     try:
-        config = load_config(args.configfile)
+        config = load_config(path)
     except ConfigError as exc:
         print(f"apt-mirror: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return None
     for warning in config.warnings:
         print(f"apt-mirror: warning: {warning}", file=sys.stderr)
+    return config
+
+
+def _checked(config: Config) -> VerifyReport:
+    with RunLock(Path(config.settings.var_path)):
+        report = verify_mirror(config, sys.stdout)
+    print(report.summary(), flush=True)
+    return report
+
+
+def verify(config: Config, *, repair: bool, json_path: Path) -> int:
+    """``apt-mirror verify``: check; with ``repair`` fix what a run can fix, check again."""
+    Path(config.settings.var_path).mkdir(parents=True, exist_ok=True)
+    report = _checked(config)
+    run_code = EXIT_OK
+    if repair and not report.ok:
+        for path in remove_corrupt(report, Path(config.settings.mirror_path)):
+            print(f"Removed corrupt {path}", flush=True)
+        print("Repairing: running the mirror pipeline ...", flush=True)
+        run_code = run(config)
+        report = _checked(config)
+    report.write_json(json_path)
+    print(f"Report written to {json_path}", flush=True)
+    return EXIT_OK if report.ok and run_code == EXIT_OK else EXIT_FAILED
+
+
+def _verify_main(argv: Sequence[str]) -> int:
+    args = _verify_parser().parse_args(argv)
+    config = _load(args.configfile)
+    if config is None:
+        return EXIT_CONFIG
+    json_path = Path(args.json or Path(config.settings.var_path) / "verify-report.json")
+    return _guarded(lambda: verify(config, repair=args.repair, json_path=json_path))
+
+
+def _health_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="apt-mirror health",
+        description="Per configured repository and suite: last successful update and its age, "
+        "last run's status and errors, error rate and average speed over recent runs "
+        "(from VAR_PATH/aptmirror.db), rated ok, warning or critical against "
+        "health_warning_age / health_critical_age (hours).",
+        epilog="Exit status: 0 ok, 1 warning, 2 critical (the worst suite), 3 bad configuration.",
+    )
+    p.add_argument(
+        "configfile", nargs="?", default=DEFAULT_CONFIG, help=f"default {DEFAULT_CONFIG}"
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON document instead of a table")
+    return p
+
+
+def _health_main(argv: Sequence[str]) -> int:
+    """``apt-mirror health``: exit 0/1/2 for ok/warning/critical, 3 for a bad configuration
+    (2 is taken by critical, as monitoring checks expect)."""
+    args = _health_parser().parse_args(argv)
+    config = _load(args.configfile)
+    if config is None:
+        return 3
     try:
-        return run(config)
+        report = health_report(config, observe_settings(config))
+    except ConfigError as exc:
+        print(f"apt-mirror: {exc}", file=sys.stderr)
+        return 3
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(report.table())
+    return int(report.status)
+
+
+COMMANDS = {"verify": _verify_main, "health": _health_main}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        return COMMANDS[argv[0]](argv[1:])
+    args = _parser().parse_args(argv)
+    config = _load(args.configfile)
+    if config is None:
+        return EXIT_CONFIG
+    return _guarded(lambda: run(config))
+
+
+def _guarded(action: Callable[[], int]) -> int:
+    """Map the errors a command may end with to exit statuses."""
+    try:
+        return action()
+    except ConfigError as exc:  # a value only checked when the command starts
+        print(f"apt-mirror: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except LockError as exc:
         print(f"apt-mirror: {exc}", file=sys.stderr)
         return EXIT_LOCKED

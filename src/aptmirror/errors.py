@@ -3,7 +3,8 @@
 AptMirrorError                  base of everything we raise on purpose
 ├── ConfigError                 bad mirror.list / .sources content (carries file and line)
 ├── FormatError                 an apt format (Release, Packages, Sources, deb822) is malformed
-│   └── UnsafePathError         a path from an index would escape the repository tree
+│   ├── UnsafePathError         a path from an index would escape the repository tree
+│   └── ReleaseRejectedError    a signed Release fails a sanity check (expired, rollback, …)
 ├── SignatureError              gpgv rejected (or could not check) a Release signature
 ├── FetchError                  a download failed (carries the URL and the reason)
 │   ├── HTTPStatusError         the server answered with an unexpected HTTP status
@@ -49,6 +50,10 @@ class UnsafePathError(FormatError):
         super().__init__(f"unsafe path {path!r}: {reason}")
 
 
+class ReleaseRejectedError(FormatError):
+    """A Release is expired, older than the published one, or for another suite."""
+
+
 class SignatureError(AptMirrorError):
     """A Release signature could not be verified."""
 
@@ -66,8 +71,16 @@ class FetchError(AptMirrorError):
 class HTTPStatusError(FetchError):
     """The server answered with an unexpected status code."""
 
-    def __init__(self, url: str, status: int, reason: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        status: int,
+        reason: str | None = None,
+        *,
+        retry_after: float | None = None,
+    ) -> None:
         self.status = status
+        self.retry_after = retry_after  # seconds the server asked us to wait, if it did
         retryable = status in (408, 425, 429) or status >= 500
         super().__init__(url, reason or f"HTTP {status}", retryable=retryable)
 

@@ -95,6 +95,23 @@ class SourceLine:
         return None
 
 
+GpgVerify = Literal["on", "off"]
+
+
+def gpg_verify_mode(value: str) -> GpgVerify:
+    """``gpg_verify`` value (global, per-repository line, deb822 ``GPG-Verify``) to on/off.
+
+    ``force`` is apt-mirror2's spelling of ``on``; deb822 booleans are accepted too.
+    Raises ValueError for anything else.
+    """
+    lowered = value.strip().lower()
+    if lowered in ("on", "force", "yes", "true", "1"):
+        return "on"
+    if lowered in ("off", "no", "false", "0"):
+        return "off"
+    raise ValueError(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Typed `set` variables, after $var expansion. Defaults are the Perl tool's."""
@@ -126,6 +143,25 @@ class Settings:
     wipe_size_ratio: float = 0.4
     wipe_count_ratio: float = 0.4
     gpg_verify: Literal["on", "off"] = "on"
+    retry_attempts: int = 5  # attempts per file, the first included
+    retry_delay: float = 2.0  # seconds before the first retry; doubles each time (jittered)
+    resume_partial_downloads: bool = True  # continue cut-off transfers with Range/If-Range
+    connect_timeout: float = 30.0
+    read_timeout: float = 60.0  # seconds without a single byte before a transfer is retried
+    slow_rate_protection: bool = True
+    slow_rate_startup: float = 15.0  # grace, and the window the average rate is taken over
+    slow_rate: int = 100 * 1024  # bytes per second; slower transfers are aborted and retried
+    max_connections_per_host: int = 8  # 0 = only nthreads limits connections
+    etc_netrc: str = "/etc/apt/auth.conf"  # apt's auth.conf (+ auth.conf.d/*.conf); "" = none
+    https_only: bool = False  # refuse plain-http sources and redirects to http
+    # Trust (issue 5): system keyrings used when a repository has no signed-by (apt's
+    # Dir::Etc::Trusted / TrustedParts, named as apt-mirror2 names them; "" disables one),
+    # how late a Valid-Until may be accepted, and whether pool files are hash-checked.
+    etc_trusted: str = "/etc/apt/trusted.gpg"
+    etc_trusted_parts: str = "/etc/apt/trusted.gpg.d"
+    share_keyrings: str = "/usr/share/keyrings"
+    valid_until_tolerance: float = 0.0  # seconds
+    verify_checksums: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ Loops are bounded in count and time.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http.client
 import http.server
@@ -62,9 +63,14 @@ ROUNDS = (
 APT_FAILURES = ("Hash Sum mismatch", "File has unexpected size", "Failed to fetch")
 
 
+async def _short_sleep(seconds: float) -> None:
+    """Retry backoff (and Retry-After) without the wait: the attempts still happen."""
+    await asyncio.sleep(min(seconds, 0.001))
+
+
 @pytest.fixture(autouse=True)
 def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("aptmirror.sync.run.Fetcher", partial(Fetcher, base_delay=0.001))
+    monkeypatch.setattr("aptmirror.sync.run.Fetcher", partial(Fetcher, sleep=_short_sleep))
 
 
 # --------------------------------------------------------------------------- mirror server

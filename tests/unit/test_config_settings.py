@@ -45,6 +45,30 @@ COMPAT_B2_KEYS = {
     "ca_certificate",
 }
 
+TRANSFER_KEYS = {  # issue 4 (fetch/fetcher.py, sync/run.py)
+    "retry_attempts",
+    "retry_delay",
+    "resume_partial_downloads",
+    "connect_timeout",
+    "read_timeout",
+    "slow_rate_protection",
+    "slow_rate_startup",
+    "slow_rate",
+    "max_connections_per_host",
+    "etc_netrc",
+    "https_only",
+}
+
+
+# Issue 5 (trust): typed keys of signature, Release and checksum checks.
+TRUST_KEYS = {
+    "etc_trusted",
+    "etc_trusted_parts",
+    "share_keyrings",
+    "valid_until_tolerance",
+    "verify_checksums",
+}
+
 
 def settings_from(sets: dict[str, str], arch: str = "amd64") -> Settings:
     namespace = default_variables(arch)
@@ -61,6 +85,8 @@ def test_table_covers_compat_b2_and_apt_mirror2() -> None:
         "wipe_size_ratio",
         "wipe_count_ratio",
         "gpg_verify",
+        *TRANSFER_KEYS,
+        *TRUST_KEYS,
     }
     assert {"uvloop", "http_user_agent", "use_dists_move"} <= APT_MIRROR2_KEYS <= KNOWN_KEYS
 

@@ -20,6 +20,7 @@ from typing import Literal
 from aptmirror.config.deb822 import SourcesEntry, entry_source_lines, parse_sources
 from aptmirror.config.grammar import CleanLine, DebLine, DirectiveLine, SetLine, parse_line
 from aptmirror.config.settings import KNOWN_KEYS, build_settings, default_variables, perl_true
+from aptmirror.config.trust import gpg_verify_overrides
 from aptmirror.config.urls import check_source_uri, sanitize_uri
 from aptmirror.config.variables import expand_variable, resolve_all, undefined_warnings
 from aptmirror.errors import ConfigError
@@ -153,6 +154,9 @@ class _Builder:
             self.feed_list(file)
 
     def finish(self) -> Config:
+        # Per-repository gpg_verify values are checked now, so a typo is a config error
+        # (exit 2, file:line) and not a failure in the middle of a run.
+        gpg_verify_overrides(self.sources, self.directives)
         resolved, warnings = resolve_all(self.namespace, self.locations, strict_keys=KNOWN_KEYS)
         settings, typing_warnings = build_settings(resolved, self.locations)
         all_warnings = dict.fromkeys([*self.warnings, *warnings, *typing_warnings])

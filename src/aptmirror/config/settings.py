@@ -9,8 +9,9 @@ so that setting only ``base_path`` moves every path. Truth values follow the Per
   (numeric), so ``yes`` is *off*; we keep that and warn;
 * ``use_proxy``: only exactly ``yes`` or ``on`` enables the proxy keys.
 
-apt-mirror2's extra keys are accepted; only ``wipe_size_ratio``, ``wipe_count_ratio`` and
-``gpg_verify`` are typed, the rest stay raw in ``Config.variables``.
+apt-mirror2's extra keys are accepted; ``wipe_size_ratio``, ``wipe_count_ratio``,
+``gpg_verify``, ``etc_trusted``, ``etc_trusted_parts``, ``slow_rate*`` and our trust and
+transfer keys are typed, the rest stay raw in ``Config.variables``.
 No I/O here (the loader passes the ``dpkg --print-architecture`` result in).
 """
 
@@ -21,6 +22,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Literal, TypeVar
 
+from aptmirror.config.observe import OBSERVE_DEFAULTS
 from aptmirror.errors import ConfigError
 from aptmirror.model import ConfigWarning, Location, Settings
 
@@ -55,20 +57,31 @@ EXTRA_DEFAULTS: dict[str, str] = {
     "wipe_size_ratio": "0.4",
     "wipe_count_ratio": "0.4",
     "gpg_verify": "on",
+    "etc_trusted": "/etc/apt/trusted.gpg",
+    "etc_trusted_parts": "/etc/apt/trusted.gpg.d",
+    "share_keyrings": "/usr/share/keyrings",
+    "valid_until_tolerance": "0",
+    "verify_checksums": "on",
+    # transfers (issue 4): apt-mirror2's slow-rate keys and defaults, then our own keys
+    "slow_rate_protection": "on",
+    "slow_rate_startup": "15",
+    "slow_rate": "100k",
+    "retry_attempts": "5",
+    "retry_delay": "2",
+    "resume_partial_downloads": "on",
+    "connect_timeout": "30",
+    "read_timeout": "60",
+    "max_connections_per_host": "8",
+    "etc_netrc": "/etc/apt/auth.conf",  # apt-mirror2's name; auth.conf.d beside it is read too
+    "https_only": "off",
 }
 
 # apt-mirror2 keys accepted without a warning and kept raw.
 APT_MIRROR2_KEYS: frozenset[str] = frozenset(
     {
         "uvloop",
-        "etc_netrc",
-        "etc_trusted",
-        "etc_trusted_parts",
         "append_logs",
         "write_file_lists",
-        "slow_rate_protection",
-        "slow_rate_startup",
-        "slow_rate",
         "weak_size_check",
         "check_hashes",
         "http_user_agent",
@@ -81,10 +94,11 @@ APT_MIRROR2_KEYS: frozenset[str] = frozenset(
 )
 
 KNOWN_KEYS: frozenset[str] = frozenset(
-    {"defaultarch", *PERL_DEFAULTS, *EXTRA_DEFAULTS, *APT_MIRROR2_KEYS}
+    {"defaultarch", *PERL_DEFAULTS, *EXTRA_DEFAULTS, *APT_MIRROR2_KEYS, *OBSERVE_DEFAULTS}
 )
 
 _T = TypeVar("_T")
+ON_OFF = "expected on or off"
 
 _PERL_NUMBER_RE = re.compile(r"^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _RATE_RE = re.compile(r"^(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[kmgt]?)$", re.ASCII | re.I)
@@ -174,6 +188,43 @@ def _ratio(value: str) -> float:
     return number
 
 
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def convert(value: str) -> int:
+        number = int(value.strip())
+        if number < minimum:
+            raise ValueError(value)
+        return number
+
+    return convert
+
+
+def _seconds(value: str) -> float:
+    number = float(value.strip())
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(value)
+    return number
+
+
+def _positive_seconds(value: str) -> float:
+    number = _seconds(value)
+    if number <= 0:
+        raise ValueError(value)
+    return number
+
+
+def _on_off(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("on", "yes", "1", "true"):
+        return True
+    if lowered in ("off", "no", "0", "false", ""):
+        return False
+    raise ValueError(value)
+
+
+def _rate(value: str) -> int:
+    return parse_limit_rate(value) or 0
+
+
 def _gpg_verify(value: str) -> Literal["on", "off"]:
     lowered = value.strip().lower()
     if lowered in ("on", "force"):
@@ -223,5 +274,25 @@ def build_settings(
         wipe_size_ratio=read.typed("wipe_size_ratio", _ratio, "expected a number >= 0"),
         wipe_count_ratio=read.typed("wipe_count_ratio", _ratio, "expected a number >= 0"),
         gpg_verify=read.typed("gpg_verify", _gpg_verify, "expected on, off or force"),
+        etc_trusted=read.text("etc_trusted"),
+        etc_trusted_parts=read.text("etc_trusted_parts"),
+        share_keyrings=read.text("share_keyrings"),
+        valid_until_tolerance=read.typed(
+            "valid_until_tolerance", _seconds, "expected a number of seconds >= 0"
+        ),
+        verify_checksums=read.typed("verify_checksums", _on_off, ON_OFF),
+        retry_attempts=read.typed("retry_attempts", _int_at_least(1), "expected an integer >= 1"),
+        retry_delay=read.typed("retry_delay", _seconds, "expected seconds >= 0"),
+        resume_partial_downloads=read.typed("resume_partial_downloads", _on_off, ON_OFF),
+        connect_timeout=read.typed("connect_timeout", _positive_seconds, "expected seconds > 0"),
+        read_timeout=read.typed("read_timeout", _positive_seconds, "expected seconds > 0"),
+        slow_rate_protection=read.typed("slow_rate_protection", _on_off, ON_OFF),
+        slow_rate_startup=read.typed("slow_rate_startup", _positive_seconds, "expected > 0"),
+        slow_rate=read.typed("slow_rate", _rate, "expected e.g. 500, 100k, 2m"),
+        max_connections_per_host=read.typed(
+            "max_connections_per_host", _int_at_least(0), "expected an integer >= 0"
+        ),
+        etc_netrc=read.text("etc_netrc"),
+        https_only=read.typed("https_only", _on_off, ON_OFF),
     )
     return settings, read.warnings

@@ -2,28 +2,62 @@
 
 The body is streamed into a hidden temporary file beside the destination while every
 declared hash is computed; only when size and hashes match is it renamed into place, so a
-truncated, corrupted or HTML body never appears under the final name. Retries with
-exponential backoff and jitter wrap each attempt; later features (Range resume, rate limits,
-several upstream sources) slot in at ``_attempt``.
+truncated, corrupted or HTML body never appears under the final name.
+
+Around each attempt:
+
+* **retries** — connection errors, timeouts, 408/425/429/5xx and bad bodies are retried
+  (``attempts`` in all) after an exponential backoff with jitter, at least as long as a
+  ``Retry-After`` the server sent (capped); a 404/410 on an optional file is an outcome and
+  never retried, on a required file it is final. A give-up names the URL, every attempt's
+  cause and the last HTTP status.
+* **resume** — a body cut off mid-way (in this run, or by a killed earlier run) leaves the
+  partial file and a small sidecar (``.NAME.aptmirror-partial.meta``: URL and validator);
+  the next attempt asks for the rest with ``Range: bytes=N-`` + ``If-Range``. A 200 (the
+  server ignored the Range, or the validator changed) restarts from byte 0; the prefix is
+  re-hashed first, so the hashes are always over the whole file. A bad hash discards it.
+* **pace** — every chunk goes through the run's global :class:`RateLimiter`; with slow-rate
+  protection, a transfer whose average rate over a ``startup``-second window (the first
+  window is the start-up grace) is below the floor (:func:`slow_floor`: ``slow_rate``, at
+  most half its fair share of the run's throughput) is aborted and retried (resuming).
+  Time spent waiting for our own rate limit does not count against the transfer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import hashlib
+import json
 import os
 import random
+import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit, urlunsplit
 
 from aptmirror.errors import FetchError, HTTPStatusError, VerificationError
-from aptmirror.fetch.transport import HttpTransport
+from aptmirror.fetch.ratelimit import RateLimiter
+from aptmirror.fetch.transport import HttpTransport, Response
 from aptmirror.model import HASHLIB_NAMES, Checksums
+from aptmirror.observe.events import (
+    Emit,
+    FileDone,
+    FileFailed,
+    FileProgress,
+    FileSkipped,
+    FileStarted,
+    ignore,
+)
 
 PARTIAL_SUFFIX = ".aptmirror-partial"
+META_SUFFIX = ".meta"  # sidecar of a partial file: the URL and validator to resume with
+_CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$", re.ASCII)
 
 
 class Outcome(Enum):
@@ -44,6 +78,9 @@ class FetchRequest:
     expected: Checksums | None
     optional: bool = False  # a 404/410 is an outcome, not an error
     max_size: int = 256 * 1024 * 1024
+    # the same file on other upstream sources of the repository (checked against the same
+    # ``expected``); attempts are spread over all of them, see Fetcher.fetch
+    mirrors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +89,7 @@ class FetchResult:
     outcome: Outcome
     size: int = 0
     sha256: str | None = None
+    transferred: int = 0  # bytes received in this attempt (size minus a resumed prefix)
 
 
 @dataclass(slots=True)
@@ -63,11 +101,118 @@ class FetchStats:
     bytes: int = 0
     retries: int = 0
     failures: int = 0
+    resumed: int = 0  # transfers continued from a partial file with a Range request
+    resumed_bytes: int = 0  # bytes not fetched again thanks to that
     by_url_error: dict[str, str] = field(default_factory=dict)
 
 
 def partial_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}{PARTIAL_SUFFIX}")
+
+
+def meta_path(partial: Path) -> Path:
+    """The sidecar of a partial file (kept by the cleaner, like the partial itself)."""
+    return partial.with_name(partial.name + META_SUFFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class SlowRate:
+    """Abort a transfer slower than ``bytes_per_second`` over ``startup``-second windows."""
+
+    bytes_per_second: int
+    startup: float = 15.0
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` (delta-seconds or an HTTP date) in seconds from now, or None."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def _validator(resp: Response) -> str | None:
+    """What If-Range may carry: a strong ETag, else Last-Modified (as apt sends)."""
+    etag = resp.headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return resp.headers.get("Last-Modified") or None
+
+
+def _public_url(url: str) -> str:
+    """``url`` without ``user:password@``."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+
+
+@dataclass(slots=True)
+class _Source:
+    rate: float = 1_000_000.0  # bytes/s, moving average of completed transfers
+    penalty: float = 0.0  # grows with each failure, halves with each success
+    active: int = 0
+
+
+class SourceBalancer:
+    """Spreads transfers over the upstream sources (by origin) of a repository.
+
+    A transfer goes to the source with the least ``(active + 1) / weight``, where the weight
+    is the measured throughput divided by ``1 + 4 * penalty``: equal sources share the load,
+    a faster one gets more, one that fails or serves bad data gets little until it recovers.
+    """
+
+    def __init__(self) -> None:
+        self._by_origin: dict[str, _Source] = {}
+
+    def _get(self, url: str) -> _Source:
+        return self._by_origin.setdefault(_origin(url), _Source())
+
+    def weight(self, url: str) -> float:
+        src = self._get(url)
+        return src.rate / (1.0 + 4.0 * src.penalty)
+
+    def pick(self, urls: list[str]) -> str:
+        return min(urls, key=lambda u: ((self._get(u).active + 1) / self.weight(u), urls.index(u)))
+
+    def begin(self, url: str) -> None:
+        self._get(url).active += 1
+
+    def release(self, url: str) -> None:
+        """The transfer ended without telling anything about the source."""
+        src = self._get(url)
+        src.active = max(0, src.active - 1)
+
+    def penalise(self, url: str) -> None:
+        self._get(url).penalty += 1.0
+
+    def end(
+        self, url: str, *, ok: bool, bad_data: bool = False, nbytes: int = 0, seconds: float = 0.0
+    ) -> None:
+        src = self._get(url)
+        src.active = max(0, src.active - 1)
+        if not ok:
+            src.penalty += 2.0 if bad_data else 1.0
+            return
+        src.penalty /= 2.0
+        if nbytes >= 64 * 1024 and seconds > 0:  # small files measure latency, not rate
+            src.rate = 0.7 * src.rate + 0.3 * (nbytes / seconds)
+
+
+def _discard(tmp: Path) -> None:
+    tmp.unlink(missing_ok=True)
+    meta_path(tmp).unlink(missing_ok=True)
 
 
 def _keep_upstream_mtime(path: Path, last_modified: str | None) -> None:
@@ -112,75 +257,323 @@ def check_digests(url: str, hasher: _Hasher, expected: Checksums) -> None:
 
 
 class Fetcher:
-    """Downloads with retries; shared by every stage of a run."""
+    """Downloads with retries, resume and pacing; shared by every stage of a run."""
 
     def __init__(
         self,
         transport: HttpTransport,
         *,
-        attempts: int = 3,
-        base_delay: float = 1.0,
+        attempts: int = 5,
+        base_delay: float = 2.0,
+        max_delay: float = 60.0,
+        max_retry_after: float = 120.0,
+        resume: bool = True,
+        limiter: RateLimiter | None = None,
+        slow_rate: SlowRate | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        emit: Emit | None = None,
     ) -> None:
         self._transport = transport
         self._attempts = max(1, attempts)
-        self._base_delay = base_delay
+        self._base_delay = max(0.0, base_delay)
+        self._max_delay = max_delay
+        self._max_retry_after = max_retry_after
+        self._resume = resume
+        self._limiter = limiter
+        self._slow = slow_rate if slow_rate is not None and slow_rate.bytes_per_second > 0 else None
         self._sleep = sleep
+        self._clock = clock
+        self._emit: Emit = emit or ignore  # observers (progress, logs, state)
+        self._sources = SourceBalancer()
+        self._received = 0  # body bytes received by every transfer (slow-rate fair share)
+        self._streaming = 0  # transfers receiving a body right now
         self.stats = FetchStats()
 
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed ``attempt`` (1-based): exponential, jittered,
+        never shorter than the server's ``Retry-After`` (itself capped)."""
+        delay = min(self._max_delay, self._base_delay * 2.0 ** (attempt - 1))
+        delay *= 0.5 + random.random()
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self._max_retry_after))
+        return delay
+
     async def fetch(self, req: FetchRequest) -> FetchResult:
-        """Download ``req`` or raise FetchError naming the URL and every attempt's cause."""
+        """Download ``req`` or raise FetchError naming the URL and every attempt's cause.
+
+        With ``req.mirrors`` each attempt goes to the source with the least load for its
+        weight (measured throughput, divided down by recent errors); a source that fails is
+        penalised, one that answers a final error (404, refused) is not asked again for this
+        file, and every source is tried before giving up (attempts = max(attempts, sources)).
+        """
+        urls = list(dict.fromkeys((req.url, *req.mirrors)))
+        several = len(urls) > 1
+        attempts = max(self._attempts, len(urls))
         causes: list[str] = []
-        for attempt in range(1, self._attempts + 1):
-            try:
-                return await self._attempt(req)
-            except FetchError as exc:
-                causes.append(f"attempt {attempt}: {exc.reason}")
-                if not exc.retryable or attempt == self._attempts:
-                    self.stats.failures += 1
-                    raise FetchError(req.url, "; ".join(causes), retryable=False) from exc
+        failed_here: dict[str, int] = {}  # url -> failed attempts of this file there
+        excluded: set[str] = set()
+        missing_at: list[str] = []  # secondary sources that answered 404 for an optional file
+        last_status: int | None = None
+        retry_after: float | None = None
+        for attempt in range(1, attempts + 1):
+            live = [u for u in urls if u not in excluded]
+            if not live:
+                break
+            url = self._sources.pick(live) if several else req.url
+            if attempt > 1:
                 self.stats.retries += 1
-                delay = self._base_delay * 2 ** (attempt - 1)
-                await self._sleep(delay * (0.5 + random.random()))
-        raise AssertionError("unreachable")
+            if failed_here.get(url):  # another source that has not failed yet needs no wait
+                await self._sleep(self.backoff(failed_here[url], retry_after))
+            one = dataclasses.replace(req, url=url, mirrors=()) if several else req
+            started = self._clock()
+            self._sources.begin(url)
+            try:
+                result = await self._attempt(one)
+            except FetchError as exc:
+                self._sources.end(url, ok=False, bad_data=isinstance(exc, VerificationError))
+                retry_after = None
+                status = exc.status if isinstance(exc, HTTPStatusError) else None
+                if isinstance(exc, HTTPStatusError):
+                    last_status = exc.status
+                    retry_after = exc.retry_after
+                where = f" ({_origin(url)})" if several else ""
+                causes.append(f"attempt {attempt}{where}: {exc.reason}")
+                failed_here[url] = failed_here.get(url, 0) + 1
+                if not exc.retryable:
+                    excluded.add(url)
+                final = attempt == attempts or len(excluded) == len(urls)
+                self._emit(FileFailed(req.url, exc.reason, attempt, status, final))
+                if final:
+                    self.stats.failures += 1
+                    reason = "; ".join(causes)
+                    if last_status is not None:
+                        reason += f" (last HTTP status {last_status})"
+                    raise FetchError(req.url, reason, retryable=False) from exc
+                continue
+            if several and url != req.url and result.outcome is Outcome.NOT_FOUND:
+                # only the primary source (where the Release came from) may say a file is
+                # absent; another one that lacks it is penalised only if the primary has it
+                self._sources.release(url)
+                missing_at.append(url)
+                causes.append(f"attempt {attempt} ({_origin(url)}): not found")
+                failed_here[url] = failed_here.get(url, 0) + 1
+                excluded.add(url)
+                continue
+            if result.outcome is Outcome.DOWNLOADED:
+                for lacking in missing_at:
+                    self._sources.penalise(lacking)
+            self._sources.end(
+                url, ok=True, nbytes=result.transferred, seconds=self._clock() - started
+            )
+            if several:
+                result = dataclasses.replace(result, request=req)
+            self._emit_result(result, attempt)
+            return result
+        # every source excluded, the last one a secondary source lacking the file
+        self.stats.failures += 1
+        raise FetchError(req.url, "; ".join(causes), retryable=False)
+
+    def _resume_point(self, req: FetchRequest, tmp: Path) -> tuple[int, str | None]:
+        """(bytes already in the partial file, validator) when it can be continued."""
+        if not self._resume or req.expected is None:
+            return 0, None
+        try:
+            size = os.stat(tmp, follow_symlinks=False).st_size
+            meta = json.loads(meta_path(tmp).read_text())
+        except (OSError, ValueError):
+            return 0, None
+        if not isinstance(meta, dict) or meta.get("url") != _public_url(req.url):
+            return 0, None
+        validator = meta.get("validator")
+        if not isinstance(validator, str) or not validator or not 0 < size < req.expected.size:
+            return 0, None
+        return size, validator
+
+    def _write_meta(self, req: FetchRequest, tmp: Path, resp: Response) -> bool:
+        """Record how to resume ``tmp``; False when it cannot be resumed."""
+        validator = _validator(resp) if self._resume and req.expected is not None else None
+        meta = meta_path(tmp)
+        if validator is None:
+            meta.unlink(missing_ok=True)
+            return False
+        # the sidecar may sit in the published tree: never write credentials into it
+        meta.write_text(json.dumps({"url": _public_url(req.url), "validator": validator}) + "\n")
+        return True
 
     async def _attempt(self, req: FetchRequest) -> FetchResult:
+        tmp = partial_path(req.dest)
+        offset, validator = self._resume_point(req, tmp)
+        headers = {"Range": f"bytes={offset}-", "If-Range": str(validator)} if offset else {}
         self.stats.requests += 1
-        async with self._transport.get(req.url) as resp:
+        async with self._transport.get(req.url, headers) as resp:
             if resp.status in (404, 410) and req.optional:
+                _discard(tmp)
                 return FetchResult(req, Outcome.NOT_FOUND)
-            if resp.status != 200:
-                raise HTTPStatusError(req.url, resp.status)
+            if offset and resp.status == 416:
+                _discard(tmp)
+                raise FetchError(req.url, f"HTTP 416 for a resume at byte {offset}; restarting")
+            if offset and resp.status == 206:
+                self._check_content_range(req, resp, offset, tmp)
+            elif resp.status == 200:
+                offset = 0  # Range ignored or validator changed: start again
+            else:
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                raise HTTPStatusError(req.url, resp.status, retry_after=retry_after)
             limit = req.expected.size if req.expected is not None else req.max_size
-            if resp.content_length is not None and resp.content_length > limit:
+            if resp.content_length is not None and offset + resp.content_length > limit:
+                _discard(tmp)
                 raise VerificationError(
-                    req.url, f"server announces {resp.content_length} bytes, expected {limit}"
+                    req.url,
+                    f"server announces {offset + resp.content_length} bytes, expected {limit}",
                 )
             hasher = _Hasher(req.expected)
-            tmp = partial_path(req.dest)
+            size = req.expected.size if req.expected is not None else resp.content_length
+            self._emit(FileStarted(req.url, str(req.dest), size, offset))
             req.dest.parent.mkdir(parents=True, exist_ok=True)
+            resumable = False
             try:
-                await self._stream(resp.chunks(), tmp, hasher, limit, req.url)
+                if offset:
+                    await asyncio.to_thread(_hash_prefix, tmp, offset, hasher)
+                    resumable = True
+                    self.stats.resumed += 1
+                    self.stats.resumed_bytes += offset
+                else:
+                    resumable = self._write_meta(req, tmp, resp)
+                await self._stream(resp.chunks(), tmp, hasher, limit, req.url, append=offset > 0)
                 if req.expected is not None:
                     check_digests(req.url, hasher, req.expected)
                 _keep_upstream_mtime(tmp, resp.headers.get("Last-Modified"))
                 os.replace(tmp, req.dest)
+                meta_path(tmp).unlink(missing_ok=True)
+            except VerificationError:
+                _discard(tmp)
+                raise
             except BaseException:
-                tmp.unlink(missing_ok=True)
+                # cut off mid-body (or interrupted): keep what we have for a Range resume
+                if not resumable or hasher.size == 0:
+                    _discard(tmp)
                 raise
         self.stats.files += 1
-        self.stats.bytes += hasher.size
-        return FetchResult(req, Outcome.DOWNLOADED, hasher.size, hasher.hexdigest("SHA256"))
+        self.stats.bytes += hasher.size - offset
+        sha256 = hasher.hexdigest("SHA256")
+        return FetchResult(req, Outcome.DOWNLOADED, hasher.size, sha256, hasher.size - offset)
+
+    def _emit_result(self, result: FetchResult, attempt: int) -> None:
+        req = result.request
+        if result.outcome is Outcome.NOT_FOUND:
+            self._emit(FileSkipped(req.url))
+            return
+        path = str(req.dest)
+        done = FileDone(req.url, path, result.size, result.transferred, result.sha256, attempt)
+        self._emit(done)
 
     @staticmethod
+    def _check_content_range(req: FetchRequest, resp: Response, offset: int, tmp: Path) -> None:
+        match = _CONTENT_RANGE_RE.match(resp.headers.get("Content-Range", "").strip())
+        total = req.expected.size if req.expected is not None else None
+        if (
+            match is None
+            or int(match.group(1)) != offset
+            or (match.group(3) != "*" and total is not None and int(match.group(3)) != total)
+        ):
+            _discard(tmp)
+            got = resp.headers.get("Content-Range")
+            raise FetchError(req.url, f"bad Content-Range {got!r} for a resume at byte {offset}")
+
     async def _stream(
-        chunks: AsyncIterator[bytes], tmp: Path, hasher: _Hasher, limit: int, url: str
+        self,
+        chunks: AsyncIterator[bytes],
+        tmp: Path,
+        hasher: _Hasher,
+        limit: int,
+        url: str,
+        *,
+        append: bool = False,
     ) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        flags |= os.O_APPEND if append else os.O_TRUNC
         fd = os.open(tmp, flags, 0o644)
-        with os.fdopen(fd, "wb") as out:
+        self._streaming += 1
+        try:
+            await self._stream_to(fd, chunks, hasher, limit, url, append)
+        finally:
+            self._streaming -= 1
+
+    async def _stream_to(
+        self,
+        fd: int,
+        chunks: AsyncIterator[bytes],
+        hasher: _Hasher,
+        limit: int,
+        url: str,
+        append: bool,
+    ) -> None:
+        slow = self._slow
+        window_start = self._clock()
+        window_bytes = 0
+        window_run = self._received  # bytes of every transfer of the run, at window start
+        paused = 0.0  # time spent in our own rate limit during this window
+        # Unbuffered: what was received is in the file even if the process is killed, so a
+        # later run can resume from it (each chunk is one write(2), up to 256 KiB).
+        with os.fdopen(fd, "ab" if append else "wb", buffering=0) as out:
             async for chunk in chunks:
                 hasher.update(chunk)
                 if hasher.size > limit:
                     raise VerificationError(url, f"body exceeds {limit} bytes")
-                out.write(chunk)
+                _write_all(out, chunk)
+                self._received += len(chunk)
+                self._emit(FileProgress(url, len(chunk)))
+                if self._limiter is not None and self._limiter.rate is not None:
+                    before = self._clock()
+                    await self._limiter.consume(len(chunk))
+                    paused += self._clock() - before
+                if slow is None or hasher.size >= limit:  # nothing to abort once complete
+                    continue
+                window_bytes += len(chunk)
+                elapsed = self._clock() - window_start - paused
+                if elapsed >= slow.startup:
+                    rate = window_bytes / elapsed
+                    floor = slow_floor(
+                        slow.bytes_per_second,
+                        (self._received - window_run) / elapsed,
+                        self._streaming,
+                    )
+                    if rate < floor:
+                        raise FetchError(
+                            url,
+                            f"too slow: {rate:.0f} B/s over {elapsed:.0f} s "
+                            f"(slow_rate {slow.bytes_per_second} B/s)",
+                        )
+                    window_start, window_bytes, paused = self._clock(), 0, 0.0
+                    window_run = self._received
+
+
+def slow_floor(slow_rate: int, run_rate: float, streaming: int) -> float:
+    """The rate below which a transfer is aborted: ``slow_rate``, but never more than half
+    of its fair share of what the whole run receives — when the link itself is the limit
+    (many transfers sharing a slow line) nothing is aborted; a transfer that lags far behind
+    the others (a stuck connection, a slow server) is."""
+    return min(float(slow_rate), run_rate / max(1, streaming) / 2.0)
+
+
+def _write_all(out: BinaryIO, data: bytes) -> None:
+    """An unbuffered write may be short: loop until every byte is in the file."""
+    view = memoryview(data)
+    while view:
+        written = out.write(view)
+        view = view[written or 0 :]
+
+
+def _hash_prefix(tmp: Path, size: int, hasher: _Hasher) -> None:
+    """Feed the first ``size`` bytes of ``tmp`` to ``hasher`` and cut anything after them."""
+    fd = os.open(tmp, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "r+b") as fh:
+        left = size
+        while left > 0:
+            chunk = fh.read(min(1 << 20, left))
+            if not chunk:
+                raise FetchError(str(tmp), "partial file shrank while resuming")
+            hasher.update(chunk)
+            left -= len(chunk)
+        fh.truncate(size)

@@ -16,7 +16,8 @@ Deliberate differences from Perl (documented in the README):
 * Overlapping roots are walked once, so no path is listed twice.
 * Other non-regular files (sockets, FIFOs, devices) are kept, like symlinks, rather than
   left behind in a directory that the script then fails to remove.
-* Partial downloads (``*.aptmirror-partial``) are kept: they are resumed by a later run.
+* Partial downloads (``*.aptmirror-partial`` and their ``.meta`` sidecars) are kept: they are
+  resumed by a later run.
 
 Imports only ``aptmirror.errors``, ``aptmirror.units`` and ``storage.atomic``.
 """
@@ -211,7 +212,7 @@ def _plan_root(
                         kept_tree
                         or child in keep_files
                         or child in trees
-                        or entry.name.endswith(PARTIAL_SUFFIX)
+                        or entry.name.endswith((PARTIAL_SUFFIX, PARTIAL_SUFFIX + ".meta"))
                     ):
                         needed[index] = True
                     else:

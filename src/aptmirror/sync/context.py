@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from aptmirror.config.urls import sanitize_uri
 from aptmirror.fetch.fetcher import Fetcher
-from aptmirror.model import Settings
-from aptmirror.sync.jobs import RepoJob
+from aptmirror.model import Checksums, Settings
+from aptmirror.observe.events import Emit, ignore
+from aptmirror.storage.safety import DirGuard
+from aptmirror.sync.jobs import RepoJob, local_root, suite_rel
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,10 @@ class RunContext:
     stamp: str
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # injectable clock
+    emit: Emit = field(default=ignore)  # observers: progress, logs, metrics, state
+    _weak_warned: set[str] = field(default_factory=set)
+    _guards: dict[str, DirGuard] = field(default_factory=dict)
 
     @property
     def mirror(self) -> Path:
@@ -44,15 +51,38 @@ class RunContext:
 
     def local_root(self, job: RepoJob) -> str:
         """Repository root relative to mirror_path/skel_path (host[:port]/path)."""
-        return sanitize_uri(job.uri, self.settings.tilde)
+        return local_root(job, self.settings.tilde)
 
     def suite_rel(self, job: RepoJob) -> str:
         """Suite directory (or flat directory) relative to mirror_path/skel_path."""
+        return suite_rel(job, self.settings.tilde)
+
+    def guard(self, job: RepoJob) -> DirGuard:
+        """Checks that pool destinations of ``job`` stay inside its repository root."""
         root = self.local_root(job)
-        if job.is_flat:
-            flat = job.dist.strip("/")
-            return root if flat in ("", ".") else f"{root}/{flat}"
-        return f"{root}/dists/{job.dist.strip('/')}"
+        if root not in self._guards:
+            self._guards[root] = DirGuard(self.mirror / root)
+        return self._guards[root]
+
+    def note_hash_strength(self, job: RepoJob, path: str, checksums: Checksums) -> None:
+        """Warn (once per suite and run) when a pool file is listed with MD5/SHA1 only."""
+        weak = (checksums.strongest() or ("SHA256", ""))[0] in ("SHA1", "MD5Sum")
+        if weak and job.name not in self._weak_warned:
+            self._weak_warned.add(job.name)
+            self.warn(
+                f"{job.name}: pool files listed with MD5/SHA1 only (e.g. {path}); "
+                "they are checked with that weaker hash"
+            )
+
+    def pool_checksums(self, checksums: Checksums) -> Checksums:
+        """What a pool file is checked against: every declared hash (the strongest decides
+        a match), or its size only with ``verify_checksums off`` (warned once per run)."""
+        if self.settings.verify_checksums:
+            return checksums
+        if "" not in self._weak_warned:
+            self._weak_warned.add("")
+            self.warn("verify_checksums off: pool files are checked by size only")
+        return Checksums(checksums.size)
 
     def fail(self, job: RepoJob | None, target: str, reason: str) -> None:
         self.failures.append(Failure(job, target, reason))

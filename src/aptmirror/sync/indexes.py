@@ -84,7 +84,8 @@ async def _fetch_one(
     last: FetchError | None = None
     for url in urls:
         try:
-            req = FetchRequest(url, dest, item.checksums, optional=True)
+            mirrors = sv.job.alt_urls(url)
+            req = FetchRequest(url, dest, item.checksums, optional=True, mirrors=mirrors)
             if (await ctx.fetcher.fetch(req)).outcome is Outcome.DOWNLOADED:
                 return True
             why.append(f"{url}: not found upstream")

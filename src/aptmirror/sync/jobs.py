@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
+from aptmirror.config.trust import Directive, gpg_verify_overrides, signed_by_values
+from aptmirror.config.urls import sanitize_uri
 from aptmirror.model import Location, SourceLine, SourceType
 
 
@@ -23,8 +26,13 @@ class RepoJob:
     arches: tuple[str, ...]
     binary: bool
     source: bool
-    signed_by: tuple[str, ...]
+    signed_by: tuple[str, ...]  # keyring paths, or inline armoured key blocks
     locations: tuple[Location, ...]
+    gpg_verify: Literal["on", "off"] | None = None  # per repository; None = the global setting
+    # other upstream sources serving the same archive (base URIs ending in "/"): from a
+    # ``mirror_source URI ALT…`` line or a deb822 ``URIs:`` list; the Release comes from
+    # ``uri`` only, every other file may come from any of them (checked against it)
+    mirrors: tuple[str, ...] = ()
 
     @property
     def is_flat(self) -> bool:
@@ -41,13 +49,37 @@ class RepoJob:
     def pool_url(self, relpath: str) -> str:
         return f"{self.uri}{relpath}"
 
+    def alt_urls(self, url: str) -> tuple[str, ...]:
+        """``url`` (under ``uri``) on every other source of the repository."""
+        if not self.mirrors or not url.startswith(self.uri):
+            return ()
+        rest = url[len(self.uri) :]
+        return tuple(m + rest for m in self.mirrors)
+
+
+def local_root(job: RepoJob, tilde: bool) -> str:
+    """Repository root relative to mirror_path/skel_path (host[:port]/path)."""
+    return sanitize_uri(job.uri, tilde)
+
+
+def suite_rel(job: RepoJob, tilde: bool) -> str:
+    """Suite directory (or flat directory) relative to mirror_path/skel_path."""
+    root = local_root(job, tilde)
+    if job.is_flat:
+        flat = job.dist.strip("/")
+        return root if flat in ("", ".") else f"{root}/{flat}"
+    return f"{root}/dists/{job.dist.strip('/')}"
+
 
 def _ordered_union(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def group_jobs(lines: Iterable[SourceLine]) -> list[RepoJob]:
+def group_jobs(lines: Iterable[SourceLine], directives: Iterable[Directive] = ()) -> list[RepoJob]:
     """Merge lines by (URI, suite), keeping first-seen order."""
+    lines = list(lines)
+    directives = list(directives)
+    overrides = gpg_verify_overrides(lines, directives)
     grouped: dict[tuple[str, str], list[SourceLine]] = {}
     for line in lines:
         uri = line.uri if line.uri.endswith("/") else line.uri + "/"
@@ -58,7 +90,7 @@ def group_jobs(lines: Iterable[SourceLine]) -> list[RepoJob]:
         for m in members:
             value = m.option("signed-by")
             if value:
-                signed_by.extend(v for v in value.split(",") if v)
+                signed_by.extend(signed_by_values(value))
         binaries = [m for m in members if m.type is SourceType.BINARY]
         jobs.append(
             RepoJob(
@@ -70,6 +102,25 @@ def group_jobs(lines: Iterable[SourceLine]) -> list[RepoJob]:
                 source=any(m.type is SourceType.SOURCE for m in members),
                 signed_by=_ordered_union(signed_by),
                 locations=tuple(m.location for m in members),
+                gpg_verify=overrides.get(uri.rstrip("/")),
+                mirrors=_mirrors(uri, members, directives),
             )
         )
     return jobs
+
+
+def _with_slash(uri: str) -> str:
+    return uri if uri.endswith("/") else uri + "/"
+
+
+def _mirrors(
+    uri: str, members: Iterable[SourceLine], directives: Iterable[Directive]
+) -> tuple[str, ...]:
+    """Alternative sources of ``uri``: ``mirror-sources`` options, ``mirror_source`` lines."""
+    found: list[str] = []
+    for m in members:
+        found.extend((m.option("mirror-sources") or "").split())
+    for keyword, args, _ in directives:
+        if keyword == "mirror_source" and args and _with_slash(args[0]) == uri:
+            found.extend(args[1:])
+    return tuple(u for u in dict.fromkeys(_with_slash(f) for f in found) if u != uri)

@@ -3,14 +3,16 @@
 Planning streams every ``Packages``/``Sources`` once: each referenced file is written to the
 var/ lists (ALL, MD5, SHA1, SHA256), remembered for cleaning, and queued for download only
 when the local file is missing or has the wrong size — a local ``stat``, no request, as the
-Perl tool does. Downloads run in ``nthreads`` workers; each file is hashed while streaming
-and renamed into place only when its SHA256 matches.
+Perl tool does. Downloads run in ``nthreads`` workers (smallest-first and largest-first, see
+:func:`download_pool`); each file is hashed while streaming and renamed into place only when
+its hashes match.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +97,8 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
                     continue
                 plan.keep.add(rel)
                 dest = ctx.mirror / rel
+                ctx.guard(job).check(dest)  # no planted symlink leads the write outside
+                ctx.note_hash_strength(job, pf.path, pf.checksums)
                 if _needs_download(dest, pf.checksums.size):
                     url = job.pool_url(pf.path)
                     plan.todo[rel] = Download(url, dest, pf, [job], os.path.lexists(dest))
@@ -104,29 +108,38 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
             ctx.fail(job, index_url, str(exc))
 
 
-async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
-    """Download every planned file with ``nthreads`` workers; failures go to ``ctx``."""
-    queue: asyncio.Queue[Download] = asyncio.Queue()
-    # Small files first would starve nothing here: order by path like the Perl tool.
-    for rel in sorted(plan.todo):
-        queue.put_nowait(plan.todo[rel])
+def small_worker_count(workers: int) -> int:
+    """Workers that always take the smallest file left (the others take the largest)."""
+    return 0 if workers < 2 else max(1, workers // 4)
 
-    async def worker() -> None:
-        while True:
-            try:
-                item = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
+
+async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
+    """Download every planned file with ``nthreads`` workers; failures go to ``ctx``.
+
+    The queue is sorted by size. A quarter of the workers (at least one, when there are two
+    or more) take the smallest file left, the others the largest: huge files start early
+    (the run is not left waiting on one at the end) and small files never wait behind them.
+    """
+    queue: deque[Download] = deque(
+        sorted(plan.todo.values(), key=lambda d: (d.file.checksums.size, d.url))
+    )
+
+    async def worker(smallest_first: bool) -> None:
+        while queue:
+            item = queue.popleft() if smallest_first else queue.pop()
             dest = staged_path(item.dest) if item.replaces else item.dest
-            req = FetchRequest(item.url, dest, item.file.checksums)
+            checksums = ctx.pool_checksums(item.file.checksums)
+            mirrors = item.jobs[0].alt_urls(item.url) if item.jobs else ()
+            req = FetchRequest(item.url, dest, checksums, mirrors=mirrors)
             try:
                 await ctx.fetcher.fetch(req)
             except FetchError as exc:
                 for job in item.jobs:
                     ctx.fail(job, exc.url, exc.reason)
 
-    workers = min(ctx.settings.nthreads, max(1, queue.qsize()))
-    await asyncio.gather(*(worker() for _ in range(workers)))
+    workers = min(ctx.settings.nthreads, max(1, len(queue)))
+    small = small_worker_count(workers)
+    await asyncio.gather(*(worker(i < small) for i in range(workers)))
 
 
 def commit_replacements(ctx: RunContext, plan: PoolPlan) -> None:

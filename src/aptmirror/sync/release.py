@@ -1,28 +1,39 @@
-"""Stage 1: fetch a suite's InRelease (else Release + Release.gpg) and verify it with gpgv.
+"""Stage 1: fetch a suite's InRelease (else Release + Release.gpg), verify it with gpgv,
+then check it is sane (not expired, not older than the published one, for the suite asked).
 
 Nothing of the suite is trusted before this succeeds; the parsed Release then decides every
-other file of the suite.
+other file of the suite. :func:`verify_release_files` and :func:`keyrings_for` are shared
+with ``apt-mirror verify``, which re-checks the published Release files the same way.
 """
 
 from __future__ import annotations
 
 import filecmp
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
-from aptmirror.debian.release import Release, parse_release
+from aptmirror.debian.release import Release, parse_release, strip_clearsign
 from aptmirror.errors import FetchError, FormatError, SignatureError
 from aptmirror.fetch.fetcher import FetchRequest, Outcome
+from aptmirror.model import HASH_NAMES, Settings
+from aptmirror.storage.safety import ensure_inside
 from aptmirror.sync.context import RunContext
 from aptmirror.sync.jobs import RepoJob
 from aptmirror.verify.gpg import (
-    SYSTEM_KEYRINGS,
+    KeySource,
+    VerifiedText,
     keyring_files,
+    pinned_fingerprints,
+    signed_by_sources,
     verify_detached,
     verify_inrelease,
 )
+from aptmirror.verify.sanity import check_release
 
 RELEASE_FILES = ("InRelease", "Release", "Release.gpg")
+WEAK_HASHES = frozenset(HASH_NAMES[2:])  # SHA1, MD5Sum
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,61 +44,145 @@ class VerifiedRelease:
     fingerprint: str
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedText:
+    """The Release text to trust, who signed it, and Release files not to publish."""
+
+    text: bytes
+    fingerprint: str  # "" when the signature was not checked
+    drop: frozenset[str] = frozenset()
+
+
 async def _fetch_optional(ctx: RunContext, job: RepoJob, name: str, dest: Path) -> bool:
     req = FetchRequest(job.url(name), dest, None, optional=True, max_size=64 * 1024 * 1024)
     result = await ctx.fetcher.fetch(req)
     return result.outcome is Outcome.DOWNLOADED
 
 
-def _keyrings(job: RepoJob) -> list[Path]:
-    # Absolute: gpgv reads a bare "--keyring name.gpg" from its homedir, not from the cwd.
-    return [p.absolute() for p in keyring_files(job.signed_by or SYSTEM_KEYRINGS)]
+def gpg_check_enabled(settings: Settings, job: RepoJob) -> bool:
+    """The repository's own ``gpg_verify`` if given, else the global one."""
+    return (job.gpg_verify or settings.gpg_verify) != "off"
 
 
-def _verify(ctx: RunContext, job: RepoJob, staged: dict[str, Path]) -> tuple[bytes, str]:
-    """Return (Release text, signing fingerprint) or raise SignatureError/FormatError."""
-    what = f"{job.name} ({', '.join(str(loc) for loc in job.locations)})"
-    check = ctx.settings.gpg_verify != "off"
-    rings = _keyrings(job) if check else []
+def system_keyrings(settings: Settings) -> list[Path]:
+    """apt's trusted keyrings (configurable; an empty setting drops that place)."""
+    places = [settings.etc_trusted, settings.etc_trusted_parts, settings.share_keyrings]
+    return [p.absolute() for p in keyring_files([p for p in places if p])]
+
+
+def keyrings_for(settings: Settings, job: RepoJob) -> list[KeySource]:
+    """The line's ``signed-by`` keyrings; only without one, the system's trusted keyrings.
+
+    ``signed-by`` naming fingerprints only (as apt allows) means: the system's keyrings,
+    but only those keys may have signed (see :func:`_check_pins`).
+    """
+    own = signed_by_sources(job.signed_by)
+    return own if own else list(system_keyrings(settings))
+
+
+def _check_pins(job: RepoJob, signer: VerifiedText, what: str) -> None:
+    pins = pinned_fingerprints(job.signed_by)
+    if pins and not {signer.fingerprint.upper(), signer.primary.upper()} & pins:
+        raise SignatureError(
+            f"{what}: signed by key {signer.fingerprint}, which is not one of the signed-by "
+            f"fingerprints ({', '.join(sorted(pins))})"
+        )
+
+
+def describe(job: RepoJob) -> str:
+    return f"{job.name} ({', '.join(str(loc) for loc in job.locations)})"
+
+
+def verify_release_files(
+    settings: Settings, job: RepoJob, data: Mapping[str, bytes]
+) -> CheckedText:
+    """Check the Release files present (name -> bytes); raise SignatureError/FormatError."""
+    what = describe(job)
+    check = gpg_check_enabled(settings, job)
+    rings = keyrings_for(settings, job) if check else []
     text: bytes | None = None
     fingerprint = ""
-    if "InRelease" in staged:
-        data = staged["InRelease"].read_bytes()
+    drop: set[str] = set()
+    if "InRelease" in data:
         if check:
-            verified = verify_inrelease(data, rings, f"{what} InRelease")
+            verified = verify_inrelease(data["InRelease"], rings, f"{what} InRelease")
+            _check_pins(job, verified, f"{what} InRelease")
             text, fingerprint = verified.content, verified.fingerprint
         else:
-            from aptmirror.debian.release import strip_clearsign
-
-            text = strip_clearsign(data)
-    if "Release" in staged:
-        data = staged["Release"].read_bytes()
-        if check and "Release.gpg" in staged:
-            sig = staged["Release.gpg"].read_bytes()
-            fingerprint = verify_detached(data, sig, rings, f"{what} Release")
+            text = strip_clearsign(data["InRelease"])
+    if "Release" in data:
+        plain = data["Release"]
+        if check and "Release.gpg" in data:
+            detached = verify_detached(plain, data["Release.gpg"], rings, f"{what} Release")
+            _check_pins(job, detached, f"{what} Release")
+            fingerprint = detached.fingerprint
         elif check and text is None:
-            raise SignatureError(f"{what}: no InRelease and no Release.gpg, cannot verify")
-        elif check and data != text:
-            # Unsigned and not the signed InRelease text: never publish it.
-            staged.pop("Release").unlink()
+            raise SignatureError(
+                f"{what}: upstream has no InRelease and no Release.gpg, so the Release cannot "
+                "be verified; if this repository is really unsigned, 'set gpg_verify off' "
+                "(or 'gpg_verify URL off' for this repository only)"
+            )
+        elif check and plain != text:
+            drop.add("Release")  # unsigned and not the signed InRelease text: never publish
         if text is None:
-            text = data
+            text = plain
     if text is None:
         raise FormatError(f"{what}: neither InRelease nor Release exists upstream")
-    return text, fingerprint
+    return CheckedText(text, fingerprint, frozenset(drop))
+
+
+def published_release(suite_dir: Path) -> Release | None:
+    """The Release currently published in ``suite_dir`` (verified when it was published)."""
+    for name in ("InRelease", "Release"):
+        path = suite_dir / name
+        try:
+            data = path.read_bytes()
+            text = strip_clearsign(data) if name == "InRelease" else data
+            return parse_release(text.decode("utf-8", errors="replace"))
+        except (OSError, FormatError):
+            continue
+    return None
+
+
+def _sanity(ctx: RunContext, job: RepoJob, release: Release) -> None:
+    published = published_release(ctx.mirror / ctx.suite_rel(job))
+    for warning in check_release(
+        release,
+        dist=None if job.is_flat else job.dist,
+        now=ctx.now(),
+        tolerance=timedelta(seconds=ctx.settings.valid_until_tolerance),
+        published=published,
+    ):
+        ctx.warn(f"{job.name}: {warning}")
+    weak = [p for p, c in release.files.items() if (c.strongest() or ("", ""))[0] in WEAK_HASHES]
+    if weak:
+        ctx.warn(
+            f"{job.name}: {len(weak)} file(s) listed with MD5/SHA1 only (e.g. {weak[0]}); "
+            "they are checked with that weaker hash"
+        )
 
 
 async def fetch_release(ctx: RunContext, job: RepoJob) -> VerifiedRelease | None:
-    """Fetch and verify; on failure record it in ``ctx`` and return None."""
+    """Fetch, verify and sanity-check; on failure record it in ``ctx`` and return None."""
     suite_skel = ctx.skel / ctx.suite_rel(job)
     staged: dict[str, Path] = {}
     try:
+        ensure_inside(suite_skel, ctx.skel / ctx.local_root(job))
+        ensure_inside(ctx.mirror / ctx.suite_rel(job), ctx.mirror / ctx.local_root(job))
         for name in RELEASE_FILES:
             dest = suite_skel / f".{name}.new"
             if await _fetch_optional(ctx, job, name, dest):
                 staged[name] = dest
-        text, fingerprint = _verify(ctx, job, staged)
-        release = parse_release(text.decode("utf-8", errors="replace"))
+        checked = verify_release_files(
+            ctx.settings, job, {n: p.read_bytes() for n, p in staged.items()}
+        )
+        for name in checked.drop:
+            staged.pop(name).unlink()
+        try:
+            release = parse_release(checked.text.decode("utf-8", errors="replace"))
+        except FormatError as exc:
+            raise FormatError(f"{describe(job)}: {exc}") from exc
+        _sanity(ctx, job, release)
     except (FetchError, SignatureError, FormatError) as exc:
         if isinstance(exc, FetchError):
             ctx.fail(job, exc.url, exc.reason)
@@ -96,7 +191,7 @@ async def fetch_release(ctx: RunContext, job: RepoJob) -> VerifiedRelease | None
         for path in staged.values():
             path.unlink(missing_ok=True)
         return None
-    if ctx.settings.gpg_verify == "off":
+    if not gpg_check_enabled(ctx.settings, job):
         ctx.warn(f"{job.name}: signature NOT checked (gpg_verify off)")
     final: dict[str, Path] = {}
     for name, path in staged.items():
@@ -109,4 +204,4 @@ async def fetch_release(ctx: RunContext, job: RepoJob) -> VerifiedRelease | None
     for name in RELEASE_FILES:
         if name not in final:
             (suite_skel / name).unlink(missing_ok=True)
-    return VerifiedRelease(job, release, final, fingerprint)
+    return VerifiedRelease(job, release, final, checked.fingerprint)

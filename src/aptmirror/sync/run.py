@@ -13,9 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from aptmirror.fetch.fetcher import Fetcher
+from aptmirror.fetch.authconf import Credential, parse_auth_conf
+from aptmirror.fetch.fetcher import Fetcher, SlowRate
+from aptmirror.fetch.ratelimit import RateLimiter
 from aptmirror.fetch.transport import HttpTransport, TransportOptions
 from aptmirror.model import Config, Settings
+from aptmirror.observe.events import (
+    Emit,
+    RunFailure,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageStarted,
+    SuitePublished,
+    SuiteResult,
+)
 from aptmirror.storage.publish import Published, publish_flat, publish_suite, remove_obsolete
 from aptmirror.storage.varfiles import VarFiles
 from aptmirror.sync.cleaning import run_clean
@@ -40,10 +52,35 @@ class RunSummary:
     requests: int
 
 
-def transport_options(s: Settings) -> TransportOptions:
+def read_auth_conf(path: str) -> tuple[tuple[Credential, ...], list[str]]:
+    """Credentials from apt's auth.conf ``path`` and ``path.d/*.conf`` (missing = none)."""
+    if not path:
+        return (), []
+    files = [Path(path)]
+    parts = Path(f"{path}.d")
+    if parts.is_dir():
+        files += sorted(p for p in parts.iterdir() if p.name.endswith(".conf"))
+    found: list[Credential] = []
+    problems: list[str] = []
+    for file in files:
+        try:
+            found += parse_auth_conf(file.read_text(errors="replace"))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            problems.append(f"cannot read {file}: {exc.strerror or exc}")
+    return tuple(found), problems
+
+
+def transport_options(s: Settings, credentials: tuple[Credential, ...] = ()) -> TransportOptions:
     use_proxy = s.use_proxy
     return TransportOptions(
+        https_only=s.https_only,
+        credentials=credentials,
         max_connections=s.nthreads,
+        max_connections_per_host=s.max_connections_per_host,
+        connect_timeout=s.connect_timeout,
+        read_timeout=s.read_timeout,
         http_proxy=(s.http_proxy or None) if use_proxy else None,
         https_proxy=(s.https_proxy or s.http_proxy or None) if use_proxy else None,
         proxy_user=s.proxy_user or None,
@@ -55,11 +92,27 @@ def transport_options(s: Settings) -> TransportOptions:
     )
 
 
-async def _stage(ctx: RunContext, name: str, count: int, work: Awaitable[T]) -> T:
+def make_fetcher(transport: HttpTransport, s: Settings, emit: Emit | None = None) -> Fetcher:
+    """The run's one Fetcher: retry, resume, global rate limit and slow-rate settings."""
+    slow = SlowRate(s.slow_rate, s.slow_rate_startup) if s.slow_rate_protection else None
+    return Fetcher(
+        transport,
+        attempts=s.retry_attempts,
+        base_delay=s.retry_delay,
+        resume=s.resume_partial_downloads,
+        limiter=RateLimiter(s.limit_rate),
+        slow_rate=slow,
+        emit=emit,
+    )
+
+
+async def _stage(ctx: RunContext, name: str, count: int, work: Awaitable[T], size: int = 0) -> T:
     threads = min(ctx.settings.nthreads, max(1, count))
     ctx.say(f"Downloading {count} {name} files using {threads} threads...")
     ctx.say(f"Begin time: {time.ctime()}")
+    ctx.emit(StageStarted(name, count, size))
     result = await work
+    ctx.emit(StageFinished(name))
     ctx.say(f"End time: {time.ctime()}\n")
     return result
 
@@ -79,6 +132,7 @@ def _publish(ctx: RunContext, indexes: list[SuiteIndexes]) -> tuple[int, list[Pa
             result: Published = publish_suite(target, idx.present, ctx.stamp)
             obsolete.extend(result.obsolete)
         published += 1
+        ctx.emit(SuitePublished(ctx.local_root(job), job.dist, ctx.suite_rel(job)))
     return published, obsolete
 
 
@@ -97,11 +151,15 @@ async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
         for idx in indexes:
             plan_suite(ctx, idx, plan, var)
     ctx.say(f"{format_size(plan.todo_bytes)} will be downloaded into archive.")
-    await _stage(ctx, "archive", len(plan.todo), download_pool(ctx, plan))
+    await _stage(ctx, "archive", len(plan.todo), download_pool(ctx, plan), plan.todo_bytes)
     commit_replacements(ctx, plan)
+    ctx.emit(StageStarted("publish", len(indexes)))
     published, obsolete = _publish(ctx, indexes)
     remove_obsolete(obsolete)
+    ctx.emit(StageFinished("publish"))
+    ctx.emit(StageStarted("clean"))
     run_clean(ctx, config, jobs, plan.keep, indexes)
+    ctx.emit(StageFinished("clean"))
     return published
 
 
@@ -109,24 +167,39 @@ def _marks(idx: SuiteIndexes) -> str:
     return "".join("P" if kind == "packages" else "S" for kind, _ in idx.parseable)
 
 
-async def run_mirror(config: Config, out: TextIO) -> RunSummary:
-    """Run every stage for ``config``; never raises for a download problem."""
+async def run_mirror(
+    config: Config, out: TextIO, emit: Emit | None = None, run_id: str = ""
+) -> RunSummary:
+    """Run every stage for ``config``; never raises for a download problem.
+
+    ``emit`` receives the run's events (observe/events.py) under ``run_id``.
+    """
     s = config.settings
     for path in (s.mirror_path, s.skel_path, s.var_path):
         Path(path).mkdir(parents=True, exist_ok=True)
-    jobs = group_jobs(config.sources)
-    async with HttpTransport(transport_options(s)) as transport:
-        fetcher = Fetcher(transport)
+    jobs = group_jobs(config.sources, config.directives)
+    credentials, problems = read_auth_conf(s.etc_netrc)
+    async with HttpTransport(transport_options(s, credentials)) as transport:
+        fetcher = make_fetcher(transport, s, emit)
         ctx = RunContext(s, fetcher, out, time.strftime("%Y%m%dT%H%M%S"))
+        for problem in problems:
+            ctx.warn(problem)
+        if emit is not None:
+            ctx.emit = emit
+        run_id = run_id or ctx.stamp
+        ctx.emit(RunStarted(run_id, tuple((ctx.local_root(j), j.dist) for j in jobs)))
         published = await _mirror(ctx, jobs, config)
     _report_failures(ctx)
+    _emit_results(ctx, jobs)
     stats = ctx.fetcher.stats
     ctx.say(
         f"Downloaded {stats.files} files, {format_size(stats.bytes)} in {stats.requests} "
         f"requests; {published} of {len(jobs)} suites published."
     )
+    exit_code = 1 if ctx.failures else 0
+    ctx.emit(RunFinished(run_id, exit_code, stats.files, stats.bytes, len(ctx.failures)))
     return RunSummary(
-        exit_code=1 if ctx.failures else 0,
+        exit_code=exit_code,
         jobs=len(jobs),
         published=published,
         failures=len(ctx.failures),
@@ -144,3 +217,12 @@ def _report_failures(ctx: RunContext) -> None:
         ctx.say(f"  {f.target}: {f.reason}")
     if any(f.job is not None for f in ctx.failures):  # not for a refused clean-up alone
         ctx.say("The previously published copy of each affected suite was left unchanged.")
+
+
+def _emit_results(ctx: RunContext, jobs: list[RepoJob]) -> None:
+    """One RunFailure per failure and one SuiteResult per job, for the observers."""
+    for f in ctx.failures:
+        ctx.emit(RunFailure(ctx.local_root(f.job) if f.job else None, f.target, f.reason))
+    for job in jobs:
+        errors = tuple(f"{f.target}: {f.reason}" for f in ctx.failures if f.job is job)
+        ctx.emit(SuiteResult(ctx.local_root(job), job.dist, not errors, errors))

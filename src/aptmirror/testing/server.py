@@ -56,9 +56,10 @@ class Fault:
     ``kind``: ``status`` (answer ``status``, optional ``retry_after``), ``reset`` (abort the
     connection after ``after_bytes`` body bytes), ``truncate`` (full ``Content-Length``, send
     ``after_bytes`` bytes, close), ``corrupt`` (flip one byte, at ``offset`` of the body sent
-    or its middle), ``stall`` (send headers, wait ``seconds`` — cut short when the server
-    stops — then the body), ``ignore_range`` (200 with the full body), ``wrong_length``
-    (``Content-Length`` ``extra_length`` bytes too large), ``html`` (200 captive-portal page).
+    or its middle), ``stall`` (send headers and the first ``after_bytes`` body bytes, wait
+    ``seconds`` — cut short when the server stops — then the rest), ``ignore_range`` (200
+    with the full body), ``wrong_length`` (``Content-Length`` ``extra_length`` bytes too
+    large), ``html`` (200 captive-portal page).
     ``times``: how many matching requests it applies to; ``None`` = all.
     """
 
@@ -302,6 +303,11 @@ class FakeUpstream:
         await self._send_body(request, resp, target, start, length, fault)
         return resp
 
+    async def _stall(self, fault: Fault | None) -> None:
+        if fault is not None and self._stopping is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), fault.seconds)
+
     async def _send_body(
         self,
         request: web.Request,
@@ -311,9 +317,9 @@ class FakeUpstream:
         length: int,
         fault: Fault | None,
     ) -> None:
-        if fault is not None and fault.kind == "stall" and self._stopping is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), fault.seconds)
+        stall_at = None
+        if fault is not None and fault.kind == "stall":
+            stall_at = min(fault.after_bytes, length)
         limit = length
         if fault is not None and fault.kind in ("reset", "truncate"):
             limit = min(length, fault.after_bytes)
@@ -323,8 +329,13 @@ class FakeUpstream:
         sent = 0
         with target.open("rb") as fh:
             fh.seek(start)
-            while sent < limit:
-                chunk = fh.read(min(_CHUNK, limit - sent))
+            while sent < limit or stall_at is not None:
+                if stall_at is not None and sent >= stall_at:
+                    stall_at = None
+                    await self._stall(fault)
+                    continue
+                step = limit - sent if stall_at is None else min(limit, stall_at) - sent
+                chunk = fh.read(min(_CHUNK, step))
                 if not chunk:
                     break
                 if flip is not None and sent <= flip < sent + len(chunk):

@@ -1,0 +1,1 @@
+"""``apt-mirror verify``: re-check the published mirror against its own signed Release files."""

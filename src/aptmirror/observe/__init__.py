@@ -1,0 +1,1 @@
+"""Run observation: events ─► terminal progress, logs, Prometheus metrics (and the state DB)."""

@@ -1,0 +1,185 @@
+"""The typed events a run emits, and the bus subscribers listen on.
+
+The fetcher and ``sync/run.py`` emit; progress, logs, metrics and the state DB subscribe
+("events, not scattered counters"). Events are small frozen values; a subscriber must be
+quick (it runs inline, in the event loop). Imports nothing from aptmirror.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+def _now() -> float:
+    return time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    run_id: str
+    # (repository, suite) of every job; repository is the local root, host[:port]/path
+    suites: tuple[tuple[str, str], ...] = ()
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    run_id: str
+    exit_code: int
+    files: int
+    bytes: int
+    failures: int
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
+class StageStarted:
+    stage: str  # release, index, archive, publish, clean
+    files: int = 0
+    bytes: int = 0  # 0 when unknown in advance
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
+class StageFinished:
+    stage: str
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
+class FileStarted:
+    url: str
+    path: str
+    size: int | None  # expected size, when known
+    offset: int = 0  # bytes already present (a Range resume)
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
+class FileProgress:
+    url: str
+    bytes: int  # received since the previous FileProgress of this URL
+
+
+@dataclass(frozen=True, slots=True)
+class FileDone:
+    url: str
+    path: str
+    size: int  # whole file
+    bytes: int  # transferred in this run (size minus a resumed prefix)
+    sha256: str | None
+    attempt: int
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
+class FileFailed:
+    url: str
+    reason: str
+    attempt: int
+    status: int | None = None  # last HTTP status, when there was one
+    final: bool = False  # True: given up (no more attempts)
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
+class FileSkipped:
+    """An optional file upstream does not have (404/410)."""
+
+    url: str
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
+class SuitePublished:
+    repository: str  # local root, host[:port]/path
+    suite: str
+    path: str  # the published suite directory, relative to mirror_path
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteResult:
+    """End of one (repository, suite) job: published or not, and its required failures."""
+
+    repository: str
+    suite: str
+    published: bool
+    errors: tuple[str, ...] = ()  # "URL: reason"
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
+class RunFailure:
+    """Something required that failed (a final download failure, a bad signature...)."""
+
+    repository: str | None
+    target: str  # URL or path
+    reason: str
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A console line (the Perl-style output), for logs."""
+
+    text: str
+    level: str = "info"  # info | warning | error
+    at: float = field(default_factory=_now)
+
+
+Event = (
+    RunStarted
+    | RunFinished
+    | StageStarted
+    | StageFinished
+    | FileStarted
+    | FileProgress
+    | FileDone
+    | FileFailed
+    | FileSkipped
+    | SuitePublished
+    | SuiteResult
+    | RunFailure
+    | Message
+)
+Emit = Callable[[Event], None]
+
+
+def ignore(event: Event) -> None:
+    """The emit of a run nobody observes."""
+
+
+class EventBus:
+    """Calls every subscriber, in subscription order, for every event.
+
+    A failing subscriber must not stop a mirror run: its exception is reported once on
+    stderr and it is unsubscribed.
+    """
+
+    def __init__(self) -> None:
+        self._subscribers: list[Emit] = []
+
+    def subscribe(self, fn: Emit) -> None:
+        self._subscribers.append(fn)
+
+    def unsubscribe(self, fn: Emit) -> None:
+        if fn in self._subscribers:
+            self._subscribers.remove(fn)
+
+    def emit(self, event: Event) -> None:
+        for fn in list(self._subscribers):
+            try:
+                fn(event)
+            except Exception as exc:  # a broken observer never breaks the mirror
+                self.unsubscribe(fn)
+                print(
+                    f"apt-mirror: warning: observer {getattr(fn, '__qualname__', fn)!s} "
+                    f"failed and was disabled: {exc!r}",
+                    file=sys.stderr,
+                )
+
+    __call__ = emit

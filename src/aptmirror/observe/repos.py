@@ -1,0 +1,45 @@
+"""Which (repository, suite) of the run a URL belongs to. Pure.
+
+``repository`` is the local root (``host[:port]/path``, as under ``mirror_path``). A URL
+under ``dists/SUITE/`` belongs to that suite; any other URL of the repository (pool files,
+shared by its suites) to the first suite configured for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aptmirror.config.urls import sanitize_uri
+from aptmirror.errors import ConfigError
+
+
+class RepoResolver:
+    def __init__(self, suites: Iterable[tuple[str, str]], tilde: bool = False) -> None:
+        self.suites: dict[str, list[str]] = {}
+        for root, suite in suites:
+            self.suites.setdefault(root, []).append(suite)
+        self._roots = sorted(self.suites, key=len, reverse=True)
+        self._tilde = tilde
+
+    def resolve(self, url: str) -> tuple[str, str] | None:
+        try:
+            local = sanitize_uri(url, self._tilde)
+        except ConfigError:
+            return None
+        for root in self._roots:
+            if local == root or local.startswith(root + "/"):
+                suites = self.suites[root]
+                for suite in suites:
+                    if local.startswith(f"{root}/dists/{suite.strip('/')}/"):
+                        return (root, suite)
+                return (root, suites[0])
+        return None
+
+    def repository(self, url: str) -> str | None:
+        found = self.resolve(url)
+        return found[0] if found else None
+
+
+def log_name(repository: str) -> str:
+    """apt-mirror2's per-repository log file name: the path with ``/`` as ``_``."""
+    return repository.strip("/").replace("/", "_") + ".log"

@@ -1,0 +1,199 @@
+"""Subscriber that writes a run's events into the state database.
+
+The run row is written when the run starts (so a killed run is visible, and marked
+``interrupted`` by the next one), its download counters every ``flush_interval`` seconds,
+and everything else in one transaction when it finishes: per (repository, suite) results,
+failures, and the versions of the pool files of every published suite (from
+``var/SHA256``, which the planner wrote: ``<sha256>  <path>`` per line).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aptmirror.observe.events import (
+    Event,
+    FileDone,
+    FileStarted,
+    RunFailure,
+    RunFinished,
+    RunStarted,
+    SuitePublished,
+    SuiteResult,
+)
+from aptmirror.observe.repos import RepoResolver
+from aptmirror.state.db import FailureRow, FileVersion, RepoRun, StateDB
+
+_STATUS_RE = re.compile(r"HTTP (\d{3})")
+
+
+def classify_failure(reason: str) -> str:
+    """A short, bounded label for a failure reason (a Prometheus label value)."""
+    statuses = _STATUS_RE.findall(reason)
+    if statuses:
+        return f"http_{statuses[-1]}"
+    text = reason.lower()
+    for needle, kind in (
+        ("too slow", "slow"),
+        ("timeout", "timeout"),
+        ("timed out", "timeout"),
+        ("mismatch", "verification"),
+        ("size", "verification"),
+        ("signature", "signature"),
+        ("gpg", "signature"),
+        ("keyring", "signature"),
+        ("connect", "connection"),
+        ("unsafe path", "unsafe_path"),
+    ):
+        if needle in text:
+            return kind
+    return "other"
+
+
+@dataclass(slots=True)
+class _Acc:
+    files: int = 0
+    bytes: int = 0
+    first: float | None = None
+    last: float | None = None
+
+    @property
+    def speed(self) -> float:
+        if self.first is None or self.last is None or self.last <= self.first:
+            return 0.0
+        return self.bytes / (self.last - self.first)
+
+
+@dataclass(slots=True)
+class _Run:
+    pk: int
+    started: float
+    resolver: RepoResolver
+    files: int = 0
+    bytes: int = 0
+    acc: dict[tuple[str, str], _Acc] = field(default_factory=dict)
+    published: dict[tuple[str, str], float] = field(default_factory=dict)
+    results: list[SuiteResult] = field(default_factory=list)
+    failures: list[FailureRow] = field(default_factory=list)
+
+
+class StateRecorder:
+    """``bus.subscribe(StateRecorder(db, ...))``."""
+
+    def __init__(
+        self,
+        db: StateDB,
+        *,
+        mirror_path: Path,
+        var_path: Path,
+        tilde: bool = False,
+        flush_interval: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.mirror_path = mirror_path
+        self.var_path = var_path
+        self.tilde = tilde
+        self.flush_interval = flush_interval
+        self._clock = clock
+        self._last_flush = clock()
+        self._run: _Run | None = None
+
+    @property
+    def run_pk(self) -> int | None:
+        return self._run.pk if self._run else None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            pk = self.db.begin_run(event.run_id, event.at, os.getpid())
+            self._run = _Run(pk, event.at, RepoResolver(event.suites, self.tilde))
+            return
+        run = self._run
+        if run is None:
+            return
+        if isinstance(event, FileStarted):
+            acc = self._acc(run, event.url)
+            acc.first = event.at if acc.first is None else min(acc.first, event.at)
+        elif isinstance(event, FileDone):
+            acc = self._acc(run, event.url)
+            acc.files += 1
+            acc.bytes += event.bytes
+            acc.last = event.at
+            run.files += 1
+            run.bytes += event.bytes
+            if self._clock() - self._last_flush >= self.flush_interval:
+                self._last_flush = self._clock()
+                self.db.progress_run(run.pk, run.files, run.bytes)
+        elif isinstance(event, RunFailure):
+            kind = classify_failure(event.reason)
+            run.failures.append(FailureRow(event.repository, event.target, kind, event.reason))
+        elif isinstance(event, SuitePublished):
+            run.published[(event.repository, event.suite)] = event.at
+        elif isinstance(event, SuiteResult):
+            run.results.append(event)
+        elif isinstance(event, RunFinished):
+            self._finish(run, event)
+            self._run = None
+
+    def _acc(self, run: _Run, url: str) -> _Acc:
+        return run.acc.setdefault(run.resolver.resolve(url) or ("", ""), _Acc())
+
+    def _finish(self, run: _Run, event: RunFinished) -> None:
+        rows = []
+        for res in run.results:
+            acc = run.acc.get((res.repository, res.suite), _Acc())
+            published_at = run.published.get((res.repository, res.suite))
+            ok = res.published  # published now, or unchanged and complete
+            last = event.at if ok else self.db.last_success(res.repository, res.suite)
+            rows.append(
+                RepoRun(
+                    res.repository,
+                    res.suite,
+                    "ok" if ok else "failed",
+                    duration=(published_at or res.at) - run.started,
+                    files=acc.files,
+                    bytes=acc.bytes,
+                    errors=len(res.errors),
+                    error_text="\n".join(res.errors[:20]),
+                    avg_speed=acc.speed,
+                    last_success=last,
+                )
+            )
+        roots = {repo for repo, _ in run.published}
+        if roots:
+            self.db.record_versions(self._published_versions(roots), event.at)
+        self.db.finish_run(
+            run.pk,
+            ended=event.at,
+            exit_code=event.exit_code,
+            files=run.files,
+            nbytes=run.bytes,
+            repos=rows,
+            failures=run.failures,
+        )
+
+    def _published_versions(self, roots: set[str]) -> Iterator[FileVersion]:
+        """Pool files of the published repositories, from ``var/SHA256``."""
+        try:
+            fh = (self.var_path / "SHA256").open(encoding="utf-8", errors="surrogateescape")
+        except OSError:
+            return
+        seen: set[str] = set()
+        with fh:
+            for line in fh:
+                digest, _, path = line.rstrip("\n").partition("  ")
+                if not path or path in seen or path.split("/", 1)[0] == "":
+                    continue
+                if not any(path.startswith(root + "/") for root in roots):
+                    continue
+                seen.add(path)
+                try:
+                    size = os.stat(self.mirror_path / path, follow_symlinks=False).st_size
+                except OSError:
+                    continue
+                yield FileVersion(path, size, digest)

@@ -1,0 +1,53 @@
+"""Refuse writes that would leave the repository's tree through a planted symlink.
+
+Paths from indexes are already checked lexically (:mod:`aptmirror.debian.paths`: no ``..``,
+no absolute path, no NUL). That is not enough when the mirror tree itself holds a symlink
+pointing outside (``mirror/HOST/debian/pool/main -> /etc``): writing ``pool/main/x`` would
+follow it. So before anything is written, the destination's directory is resolved with
+``os.path.realpath`` and must stay inside the (resolved) repository root. A symlink *at* the
+repository root is the administrator's choice (moving one repository to another disk) and is
+allowed; one below it is refused. The final name itself is never followed (files are created
+with ``O_NOFOLLOW`` and renamed over whatever is there).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from aptmirror.errors import UnsafePathError
+
+__all__ = ["DirGuard", "ensure_inside", "is_inside"]
+
+
+def is_inside(path: Path | str, root: Path | str) -> bool:
+    """Does ``path``, symlinks resolved, stay under ``root`` (symlinks resolved)?"""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def ensure_inside(path: Path | str, root: Path | str) -> None:
+    """Raise UnsafePathError when ``path`` resolves outside ``root``."""
+    if not is_inside(path, root):
+        raise UnsafePathError(
+            str(path),
+            f"resolves to {os.path.realpath(path)}, outside {os.path.realpath(root)}: a symlink "
+            "in the mirror tree points outside it; remove that symlink",
+        )
+
+
+class DirGuard:
+    """:func:`ensure_inside` for many files of one root, resolving each directory once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._ok: set[Path] = set()
+
+    def check(self, dest: Path) -> None:
+        """Raise UnsafePathError when the directory of ``dest`` resolves outside the root."""
+        parent = dest.parent
+        if parent in self._ok:
+            return
+        ensure_inside(parent, self.root)
+        self._ok.add(parent)

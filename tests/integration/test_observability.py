@@ -1,0 +1,270 @@
+"""Observability of real CLI runs (issue 6): state DB, Prometheus textfile, JSON logs with
+rotation, the JSON report and hook environment, plain progress without a terminal, and a
+SIGKILLed run leaving the database consistent."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from aptmirror.observe.repos import log_name
+from aptmirror.testing import Fault, RepoInfo, TestKey
+
+from .conftest import (
+    ServeFn,
+    make_repo,
+    mirror_root,
+    repo_lines,
+    run_cli,
+    url_dir,
+    var_dir,
+    write_mirror_list,
+)
+
+FAST = {"nthreads": "4", "retry_delay": "0", "retry_attempts": "2"}
+ESCAPES = re.compile(r"\x1b|\r|\x08")
+
+
+def _metrics(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(path.read_text()):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def _db(tmp_path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(var_dir(tmp_path) / "aptmirror.db")
+
+
+@pytest.fixture
+def small_repo(tmp_path: Path, repo_key: TestKey) -> RepoInfo:
+    return make_repo(
+        tmp_path, repo_key, arches=("amd64",), contents=False, dep11=False, cnf=False,
+        translations=False, compressions=("", ".gz"),
+    )  # fmt: skip
+
+
+def test_run_feeds_db_metrics_logs_report_and_hook(
+    tmp_path: Path, small_repo: RepoInfo, serve: ServeFn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    up = serve(small_repo.root)
+    prom = tmp_path / "textfile" / "aptmirror.prom"
+    log = tmp_path / "log" / "aptmirror.log"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"env | grep ^APT_MIRROR_ | sort > {tmp_path / 'hook.env'}\n")
+    settings = {
+        **FAST,
+        "metrics_textfile": str(prom),
+        "log_format": "json",
+        "log_file": str(log),
+        "run_postmirror": "1",
+        "postmirror_script": str(hook),
+    }
+    cfg = write_mirror_list(tmp_path, repo_lines(small_repo, up.url), settings=settings)
+    first = run_cli(cfg, capsys)
+    assert first.code == 0, first.output
+    assert not ESCAPES.search(first.stdout)  # not a terminal: plain lines only
+    assert "[summary] archive:" in first.stdout
+    assert "Downloading" in first.stdout and "End time:" in first.stdout  # Perl lines kept
+
+    repo = url_dir(up.url)
+    with _db(tmp_path) as db:
+        (status, files, nbytes, failures, ended) = db.execute(
+            "SELECT status, files, bytes, failures, ended FROM runs"
+        ).fetchone()
+        assert (status, failures) == ("ok", 0) and ended is not None and files > 0
+        rows = db.execute("SELECT repository, suite, status, bytes, last_success FROM repo_runs")
+        assert [r[:3] for r in rows.fetchall()] == [(repo, "stable", "ok")]
+        versions = dict(db.execute("SELECT path, sha256 FROM file_versions").fetchall())
+    deb = next(p.filename for p in small_repo.packages)
+    assert versions[f"{repo}/{deb}"] == small_repo.packages[0].sha256
+    assert f"Downloaded {files} files" in first.stdout
+
+    m = _metrics(prom)
+    assert m[("aptmirror_runs_total", ())] == 1
+    assert m[("aptmirror_downloaded_files_total", ())] == files
+    assert m[("aptmirror_downloaded_bytes_total", ())] == nbytes
+    assert m[("aptmirror_run_in_progress", ())] == 0
+    when = m[
+        ("aptmirror_last_success_timestamp_seconds", (("repository", repo), ("suite", "stable")))
+    ]
+    assert abs(when - time.time()) < 120
+    assert ("aptmirror_last_run_duration_seconds", (("repository", repo), ("suite", "stable"))) in m
+
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert all({"timestamp", "level", "message", "run_id", "repository"} <= set(d) for d in lines)
+    done = [d for d in lines if d["message"].startswith("downloaded ")]
+    assert len(done) == files
+    assert all({"url", "path", "bytes", "attempt"} <= set(d) for d in done)
+    assert {d["repository"] for d in done} == {repo}
+    assert len({d["run_id"] for d in lines}) == 1
+    assert (var_dir(tmp_path) / log_name(repo)).read_text().count("downloaded ") == files
+
+    report = json.loads((var_dir(tmp_path) / "run-report.json").read_text())
+    assert report["exit_code"] == 0 and report["downloaded_files"] == files
+    env = dict(line.split("=", 1) for line in (tmp_path / "hook.env").read_text().splitlines())
+    assert env["APT_MIRROR_EXIT_CODE"] == "0"
+    assert env["APT_MIRROR_DOWNLOADED_FILES"] == str(files)
+    assert env["APT_MIRROR_RUN_ID"] == report["run_id"] == lines[0]["run_id"]
+    assert Path(env["APT_MIRROR_REPORT"]) == (var_dir(tmp_path) / "run-report.json").absolute()
+    assert env["APT_MIRROR_PUBLISHED"] == "1"
+
+    # second run: one pool file is gone locally and upstream answers 500 for it
+    (mirror_root(tmp_path, up.url) / deb).unlink()
+    up.add_fault(f"/{deb}", Fault("status", status=500))
+    second = run_cli(cfg, capsys)
+    assert second.code == 1, second.output
+    m = _metrics(prom)
+    assert m[("aptmirror_runs_total", ())] == 2
+    assert m[("aptmirror_failures_total", (("reason", "http_500"),))] == 1
+    with _db(tmp_path) as db:
+        total_files, total_bytes = db.execute("SELECT SUM(files), SUM(bytes) FROM runs").fetchone()
+    assert f"Downloaded {total_files - files} files" in second.stdout
+    assert m[("aptmirror_downloaded_files_total", ())] == total_files
+    assert m[("aptmirror_downloaded_bytes_total", ())] == total_bytes
+    assert (
+        m[("aptmirror_last_success_timestamp_seconds", (("repository", repo), ("suite", "stable")))]
+        == when
+    )
+    with _db(tmp_path) as db:
+        statuses = [r[0] for r in db.execute("SELECT status FROM runs ORDER BY id")]
+        assert statuses == ["ok", "failed"]
+        kinds = db.execute("SELECT kind, target FROM failures").fetchall()
+        assert kinds == [("http_500", up.url + deb)]
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    failed = [
+        d for d in lines if d.get("url") == up.url + deb and d["level"] in ("warning", "error")
+    ]
+    assert {d.get("attempt") for d in failed} >= {1, 2} and {d.get("status") for d in failed} >= {
+        500
+    }
+
+
+def test_log_file_rotates(
+    tmp_path: Path, small_repo: RepoInfo, serve: ServeFn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    up = serve(small_repo.root)
+    log = tmp_path / "rot.log"
+    settings = {**FAST, "log_file": str(log), "log_max_bytes": "2k", "log_backup_count": "2"}
+    cfg = write_mirror_list(tmp_path, repo_lines(small_repo, up.url), settings=settings)
+    assert run_cli(cfg, capsys).code == 0
+    assert (tmp_path / "rot.log.1").exists() and (tmp_path / "rot.log.2").exists()
+    assert not (tmp_path / "rot.log.3").exists()
+    assert log.stat().st_size <= 2048 + 1024
+
+
+def test_sigkilled_run_leaves_db_consistent_and_marked_interrupted(
+    tmp_path: Path, small_repo: RepoInfo, serve: ServeFn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    up = serve(small_repo.root)
+    cfg = write_mirror_list(tmp_path, repo_lines(small_repo, up.url), settings=FAST)
+    deb = max(small_repo.packages, key=lambda p: p.size).filename
+    up.add_fault(f"/{deb}", Fault("stall", after_bytes=100, seconds=60))
+    with (tmp_path / "killed.log").open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aptmirror.cli", str(cfg)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while up.count(f"/{deb}") == 0:
+                assert proc.poll() is None, (tmp_path / "killed.log").read_text()
+                assert time.monotonic() < deadline, "the pool stage never reached the stall"
+                time.sleep(0.05)
+            time.sleep(0.2)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait(10)
+    with _db(tmp_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT status, ended FROM runs").fetchall() == [("running", None)]
+    up.clear_faults()
+    assert run_cli(cfg, capsys).code == 0
+    with _db(tmp_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        statuses = [r[0] for r in db.execute("SELECT status FROM runs ORDER BY id")]
+    assert statuses == ["interrupted", "ok"]
+
+
+def test_terminal_gets_the_live_display(
+    tmp_path: Path, small_repo: RepoInfo, serve: ServeFn
+) -> None:
+    """A real CLI process on a pseudo-terminal: rich draws (escape codes), the Perl-style
+    lines still appear, the run succeeds."""
+    import pty
+
+    up = serve(small_repo.root)
+    cfg = write_mirror_list(tmp_path, repo_lines(small_repo, up.url), settings=FAST)
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aptmirror.cli", str(cfg)],
+        stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    assert proc.wait(60) == 0
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert "\x1b[" in text
+    assert "Downloading" in text and "archive" in text
+    assert "Downloaded" in text and "suites published" in text
+
+
+def test_plain_progress_and_metrics_during_a_stalled_transfer(
+    tmp_path: Path, small_repo: RepoInfo, serve: ServeFn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a terminal: a plain progress line per interval while a transfer stalls, and
+    the textfile rewritten during the run (it shows the run in progress)."""
+    up = serve(small_repo.root)
+    prom = tmp_path / "aptmirror.prom"
+    settings = {
+        **FAST,
+        "progress_interval": "0.5",
+        "metrics_textfile": str(prom),
+        "metrics_interval": "0.5",
+    }
+    cfg = write_mirror_list(tmp_path, repo_lines(small_repo, up.url), settings=settings)
+    deb = max(small_repo.packages, key=lambda p: p.size).filename
+    up.add_fault(f"/{deb}", Fault("stall", times=1, after_bytes=100, seconds=2.0))
+    seen: list[dict[tuple[str, tuple[tuple[str, str], ...]], float]] = []
+    timers: list[threading.Timer] = []
+
+    def read_later(path: str) -> None:  # in the middle of the stall
+        timers.append(threading.Timer(1.0, lambda: seen.append(_metrics(prom))))
+        timers[-1].start()
+
+    up.add_hook(f"/{deb}", read_later)
+    res = run_cli(cfg, capsys)
+    for timer in timers:
+        timer.join()
+    assert res.code == 0, res.output
+    assert not ESCAPES.search(res.stdout)
+    progress = [line for line in res.stdout.splitlines() if line.startswith("[progress]")]
+    assert any(line.startswith("[progress] archive: ") for line in progress), res.stdout
+    assert "ETA" in progress[-1]
+    assert seen and seen[0][("aptmirror_run_in_progress", ())] == 1
+    assert seen[0][("aptmirror_run_stage", (("stage", "archive"),))] == 1
+    assert _metrics(prom)[("aptmirror_run_in_progress", ())] == 0

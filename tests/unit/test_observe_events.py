@@ -1,0 +1,88 @@
+"""observe.events: the bus, and the events the fetcher emits."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from aptmirror.errors import FetchError
+from aptmirror.fetch.fetcher import Fetcher, FetchRequest
+from aptmirror.fetch.transport import HttpTransport, TransportOptions
+from aptmirror.model import Checksums
+from aptmirror.observe.events import (
+    Event,
+    EventBus,
+    FileDone,
+    FileFailed,
+    FileProgress,
+    FileSkipped,
+    FileStarted,
+    Message,
+    StageStarted,
+)
+from aptmirror.testing import FakeUpstream, Fault
+
+BODY = b"x" * 300_000
+
+
+def test_bus_calls_subscribers_in_order() -> None:
+    bus = EventBus()
+    seen: list[tuple[str, Event]] = []
+    bus.subscribe(lambda e: seen.append(("a", e)))
+    bus.subscribe(lambda e: seen.append(("b", e)))
+    ev = StageStarted("archive", 3, 100)
+    bus.emit(ev)
+    assert seen == [("a", ev), ("b", ev)]
+
+
+def test_broken_subscriber_is_disabled_not_fatal(capsys: pytest.CaptureFixture[str]) -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("boom")
+
+    bus.subscribe(broken)
+    bus.subscribe(seen.append)
+    bus.emit(Message("one"))
+    bus.emit(Message("two"))
+    assert [m.text for m in seen if isinstance(m, Message)] == ["one", "two"]
+    assert capsys.readouterr().err.count("boom") == 1
+
+
+def test_events_are_frozen() -> None:
+    ev = FileFailed("http://x/", "HTTP 503", 1, 503)
+    with pytest.raises(AttributeError):
+        ev.attempt = 2  # type: ignore[misc]
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+async def test_fetcher_emits_start_progress_done_and_failures(tmp_path: Path) -> None:
+    root = tmp_path / "up"
+    (root / "pool").mkdir(parents=True)
+    (root / "pool/a.deb").write_bytes(BODY)
+    expected = Checksums(len(BODY), (("SHA256", hashlib.sha256(BODY).hexdigest()),))
+    events: list[Event] = []
+    async with FakeUpstream(root) as up, HttpTransport(TransportOptions()) as transport:
+        up.add_fault("/pool/a.deb", Fault("status", times=1, status=503))
+        base = up.url
+        fetcher = Fetcher(transport, attempts=3, sleep=_no_sleep, emit=events.append)
+        await fetcher.fetch(FetchRequest(up.url + "pool/a.deb", tmp_path / "a.deb", expected))
+        await fetcher.fetch(FetchRequest(up.url + "pool/none", tmp_path / "n", None, optional=True))
+        with pytest.raises(FetchError):
+            await fetcher.fetch(FetchRequest(up.url + "pool/gone", tmp_path / "g", expected))
+    failed = [e for e in events if isinstance(e, FileFailed)]
+    assert failed[0].status == 503 and failed[0].attempt == 1 and not failed[0].final
+    assert failed[-1].url.endswith("pool/gone") and failed[-1].final and failed[-1].status == 404
+    started = [e for e in events if isinstance(e, FileStarted)]
+    assert started[0].size == len(BODY)
+    assert sum(e.bytes for e in events if isinstance(e, FileProgress)) == len(BODY)
+    done = [e for e in events if isinstance(e, FileDone)]
+    assert len(done) == 1 and done[0].attempt == 2 and done[0].bytes == len(BODY)
+    assert done[0].sha256 == expected.get("SHA256")
+    assert [e.url for e in events if isinstance(e, FileSkipped)] == [base + "pool/none"]

@@ -1,0 +1,107 @@
+"""observe.logs: JSON/text lines with structured fields, per-repository files, journal."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from aptmirror.config.observe import ObserveSettings
+from aptmirror.observe.events import (
+    FileDone,
+    FileFailed,
+    Message,
+    RunFailure,
+    RunFinished,
+    RunStarted,
+)
+from aptmirror.observe.logs import JOURNAL_MISSING, LogSubscriber, build_logger
+
+SUITES = (("h/debian", "stable"),)
+
+
+def _run(opts: ObserveSettings, var: Path, warn: list[str] | None = None) -> None:
+    logger, handlers = build_logger(opts, var, (warn if warn is not None else []).append)
+    sub = LogSubscriber(logger)
+    sub(RunStarted("run-1", SUITES))
+    sub(Message("Downloading 3 index files using 3 threads..."))
+    sub(Message("Warning: something odd", "warning"))
+    sub(FileDone("http://h/debian/pool/a.deb", "/m/h/debian/pool/a.deb", 10, 7, "ab", 2))
+    sub(FileFailed("http://h/debian/pool/b.deb", "HTTP 503", 1, 503, final=False))
+    sub(FileFailed("http://h/debian/pool/b.deb", "HTTP 404", 2, 404, final=True))
+    sub(RunFailure("h/debian", "http://h/debian/pool/b.deb", "attempt 2: HTTP 404"))
+    sub(RunFinished("run-1", 1, 1, 7, 1))
+    for handler in handlers:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def test_json_lines_parse_and_carry_fields(tmp_path: Path) -> None:
+    log = tmp_path / "log" / "a.log"
+    _run(ObserveSettings(log_format="json", log_file=str(log)), tmp_path / "var")
+    docs = [json.loads(line) for line in log.read_text().splitlines()]
+    for doc in docs:
+        assert {"timestamp", "level", "message", "run_id", "repository"} <= set(doc)
+        assert doc["run_id"] == "run-1"
+    done = next(d for d in docs if d["message"].startswith("downloaded"))
+    assert done["url"] == "http://h/debian/pool/a.deb" and done["path"].endswith("a.deb")
+    assert (done["bytes"], done["attempt"], done["repository"], done["level"]) == (
+        7, 2, "h/debian", "info",
+    )  # fmt: skip
+    retry, gave_up = (d for d in docs if d.get("status") in (503, 404))
+    assert (retry["level"], retry["attempt"], retry["status"]) == ("warning", 1, 503)
+    assert (gave_up["level"], gave_up["attempt"], gave_up["status"]) == ("error", 2, 404)
+    assert any(d["level"] == "warning" and "odd" in d["message"] for d in docs)
+    failure = next(d for d in docs if d["message"].startswith("http://h/debian/pool/b.deb: "))
+    assert failure["url"] == "http://h/debian/pool/b.deb" and "404" in failure["message"]
+
+
+def test_text_lines_and_per_repository_file(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    _run(ObserveSettings(log_file=str(log)), tmp_path / "var")
+    text = log.read_text()
+    assert "INFO [run-1] [h/debian] downloaded http://h/debian/pool/a.deb" in text
+    assert "bytes=7 attempt=2" in text
+    repo_log = (tmp_path / "var" / "h_debian.log").read_text()
+    assert "a.deb" in repo_log and "Downloading 3 index" not in repo_log
+
+
+def test_rotation_keeps_backup_count(tmp_path: Path) -> None:
+    log = tmp_path / "r.log"
+    opts = ObserveSettings(log_file=str(log), log_max_bytes=300, log_backup_count=2)
+    for _ in range(5):
+        _run(opts, tmp_path / "var")
+    assert (tmp_path / "r.log.1").exists() and (tmp_path / "r.log.2").exists()
+    assert not (tmp_path / "r.log.3").exists()
+
+
+def test_journal_missing_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "systemd", None)
+    warnings: list[str] = []
+    _run(ObserveSettings(log_journal=True, log_per_repository=False), tmp_path, warnings)
+    assert warnings == [JOURNAL_MISSING]
+
+
+def test_journal_gets_structured_fields(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    records: list[logging.LogRecord] = []
+
+    class JournalHandler(logging.Handler):
+        def __init__(self, **kwargs: str) -> None:
+            super().__init__()
+            self.kwargs = kwargs
+
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    journal = types.ModuleType("systemd.journal")
+    journal.JournalHandler = JournalHandler  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "systemd", types.ModuleType("systemd"))
+    monkeypatch.setitem(sys.modules, "systemd.journal", journal)
+    _run(ObserveSettings(log_journal=True, log_per_repository=False), tmp_path)
+    done = next(r for r in records if r.getMessage().startswith("downloaded"))
+    assert done.URL == "http://h/debian/pool/a.deb"  # type: ignore[attr-defined]
+    assert done.RUN_ID == "run-1" and done.REPOSITORY == "h/debian"  # type: ignore[attr-defined]
