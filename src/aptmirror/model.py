@@ -146,6 +146,7 @@ class Settings:
     retry_attempts: int = 5  # attempts per file, the first included
     retry_delay: float = 2.0  # seconds before the first retry; doubles each time (jittered)
     resume_partial_downloads: bool = True  # continue cut-off transfers with Range/If-Range
+    resume_min_size: int = 1 << 20  # smaller files are fetched whole again (no sidecar)
     connect_timeout: float = 30.0
     read_timeout: float = 60.0  # seconds without a single byte before a transfer is retried
     slow_rate_protection: bool = True

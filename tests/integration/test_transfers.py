@@ -42,7 +42,8 @@ from .conftest import (
 )
 from .test_failures import BUMP, Scenario, assert_published, assert_unchanged, tree_state
 
-FAST = {"nthreads": "4", "retry_delay": "0"}  # the real retry loop, no backoff waits
+# the real retry loop, no backoff waits; the sample files are small: resume them all
+FAST = {"nthreads": "4", "retry_delay": "0", "resume_min_size": "0"}
 
 
 def _largest_pool_file(info: RepoInfo, missing_in: Path | None = None) -> tuple[str, int]:

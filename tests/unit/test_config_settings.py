@@ -49,6 +49,7 @@ TRANSFER_KEYS = {  # issue 4 (fetch/fetcher.py, sync/run.py)
     "retry_attempts",
     "retry_delay",
     "resume_partial_downloads",
+    "resume_min_size",
     "connect_timeout",
     "read_timeout",
     "slow_rate_protection",

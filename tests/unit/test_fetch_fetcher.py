@@ -84,6 +84,7 @@ def sleeps() -> Sleeps:
 def make(transport: HttpTransport, sleeps: Sleeps) -> Make:
     def _make(**kw: object) -> Fetcher:
         kw.setdefault("sleep", sleeps)
+        kw.setdefault("resume_min_size", 0)  # the test bodies are small: resume them too
         return Fetcher(transport, **kw)  # type: ignore[arg-type]
 
     return _make
@@ -242,13 +243,13 @@ async def test_resume_across_runs_from_partial_and_sidecar(
     up.add_fault("/pool/big.deb", Fault("truncate", after_bytes=300_000, times=1))
     dest = tmp_path / "big.deb"
     with pytest.raises(FetchError):
-        await Fetcher(transport, attempts=1, sleep=Sleeps()).fetch(req(up, dest))
+        await Fetcher(transport, attempts=1, sleep=Sleeps(), resume_min_size=0).fetch(req(up, dest))
     tmp = partial_path(dest)
     kept = tmp.stat().st_size
     assert 0 < kept <= 300_000
     meta = json.loads(meta_path(tmp).read_text())
     assert meta["url"] == f"{up.url}pool/big.deb" and meta["validator"].startswith('"')
-    second = Fetcher(transport, sleep=Sleeps())
+    second = Fetcher(transport, sleep=Sleeps(), resume_min_size=0)
     await second.fetch(req(up, dest))
     assert dest.read_bytes() == BODY
     assert gets(up)[-1] == (206, f"bytes={kept}-")

@@ -26,6 +26,7 @@ Around each attempt:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import email.utils
 import hashlib
@@ -231,29 +232,99 @@ def _keep_upstream_mtime(path: Path, last_modified: str | None) -> None:
 
 
 class _Hasher:
+    """The strongest declared hash (SHA256 when nothing is declared), over every byte.
+
+    Only the strongest: a second, weaker hash (Debian declares MD5 beside SHA256) would add
+    no protection and cost more CPU than SHA256 itself (MD5 is slower on SHA-NI CPUs).
+    """
+
     def __init__(self, expected: Checksums | None) -> None:
-        names = {"SHA256"}
-        if expected is not None:
-            names.update(name for name, _ in expected.hashes if name in HASHLIB_NAMES)
-        self._hashes = {name: hashlib.new(HASHLIB_NAMES[name]) for name in names}
+        strongest = expected.strongest() if expected is not None else None
+        self.name = strongest[0] if strongest is not None else "SHA256"
+        self._hash = hashlib.new(HASHLIB_NAMES[self.name])
         self.size = 0
 
     def update(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        for h in self._hashes.values():
-            h.update(chunk)
+        self._hash.update(chunk)
 
-    def hexdigest(self, name: str) -> str:
-        return self._hashes[name].hexdigest()
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+    def sha256(self) -> str | None:
+        return self.hexdigest() if self.name == "SHA256" else None
 
 
 def check_digests(url: str, hasher: _Hasher, expected: Checksums) -> None:
-    """Raise VerificationError unless size and every declared hash match."""
+    """Raise VerificationError unless size and the strongest declared hash match."""
     if hasher.size != expected.size:
         raise VerificationError(url, f"size {hasher.size} != expected {expected.size}")
-    for name, digest in expected.hashes:
-        if name in HASHLIB_NAMES and hasher.hexdigest(name) != digest.lower():
-            raise VerificationError(url, f"{name} mismatch: got {hasher.hexdigest(name)}")
+    digest = expected.get(hasher.name)
+    if digest is not None and hasher.hexdigest() != digest.lower():
+        raise VerificationError(url, f"{hasher.name} mismatch: got {hasher.hexdigest()}")
+
+
+FLUSH_SIZE = 1 << 20
+
+
+class _Writer:
+    """Collects a body in memory and writes + hashes it in a worker thread, 1 MiB at a time
+    (every chunk, for a resumable transfer).
+
+    Keeps the event loop free of file-system calls and spreads hashing over the cores:
+    a small file costs a single thread hand-off (open, write, hash, verify, rename).
+    """
+
+    def __init__(self, tmp: Path, hasher: _Hasher, *, append: bool) -> None:
+        self.tmp = tmp
+        self.hasher = hasher
+        self._append = append
+        # A resumable transfer writes every chunk as it arrives, so what was received is on
+        # disk for a later Range resume even if the process is killed during a stall.
+        self.write_through = False
+        self._fh: BinaryIO | None = None
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+
+    @property
+    def total(self) -> int:
+        """Bytes of the file so far, prefix and unwritten buffer included."""
+        return self.hasher.size + self._pending_size
+
+    def add(self, chunk: bytes) -> bool:
+        """Buffer ``chunk``; True when a flush is due."""
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        return self.write_through or self._pending_size >= FLUSH_SIZE
+
+    def flush(self) -> None:
+        """Write and hash the buffer (in a worker thread)."""
+        if self._fh is None:
+            self.tmp.parent.mkdir(parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            flags |= os.O_APPEND if self._append else os.O_TRUNC
+            # Unbuffered: what was flushed is in the file even if the process is killed.
+            self._fh = os.fdopen(os.open(self.tmp, flags, 0o644), "ab", buffering=0)
+        for chunk in self._pending:
+            self.hasher.update(chunk)
+            _write_all(self._fh, chunk)
+        self._pending, self._pending_size = [], 0
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def finish(self, req: FetchRequest, last_modified: str | None, meta_written: bool) -> None:
+        """Flush, verify, and rename into place (in a worker thread)."""
+        self.flush()
+        self.close()
+        if req.expected is not None:
+            check_digests(req.url, self.hasher, req.expected)
+        _keep_upstream_mtime(self.tmp, last_modified)
+        os.replace(self.tmp, req.dest)
+        if meta_written:
+            meta_path(self.tmp).unlink(missing_ok=True)
 
 
 class Fetcher:
@@ -268,6 +339,7 @@ class Fetcher:
         max_delay: float = 60.0,
         max_retry_after: float = 120.0,
         resume: bool = True,
+        resume_min_size: int = 1 << 20,
         limiter: RateLimiter | None = None,
         slow_rate: SlowRate | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -280,6 +352,7 @@ class Fetcher:
         self._max_delay = max_delay
         self._max_retry_after = max_retry_after
         self._resume = resume
+        self._resume_min_size = resume_min_size
         self._limiter = limiter
         self._slow = slow_rate if slow_rate is not None and slow_rate.bytes_per_second > 0 else None
         self._sleep = sleep
@@ -391,12 +464,15 @@ class Fetcher:
         return size, validator
 
     def _write_meta(self, req: FetchRequest, tmp: Path, resp: Response) -> bool:
-        """Record how to resume ``tmp``; False when it cannot be resumed."""
-        validator = _validator(resp) if self._resume and req.expected is not None else None
+        """Record how to resume ``tmp``; False when it will not be resumed (small files)."""
+        if req.expected is None or req.expected.size < self._resume_min_size or not self._resume:
+            return False
+        validator = _validator(resp)
         meta = meta_path(tmp)
         if validator is None:
             meta.unlink(missing_ok=True)
             return False
+        tmp.parent.mkdir(parents=True, exist_ok=True)
         # the sidecar may sit in the published tree: never write credentials into it
         meta.write_text(json.dumps({"url": _public_url(req.url), "validator": validator}) + "\n")
         return True
@@ -430,7 +506,7 @@ class Fetcher:
             hasher = _Hasher(req.expected)
             size = req.expected.size if req.expected is not None else resp.content_length
             self._emit(FileStarted(req.url, str(req.dest), size, offset))
-            req.dest.parent.mkdir(parents=True, exist_ok=True)
+            writer = _Writer(tmp, hasher, append=offset > 0)
             resumable = False
             try:
                 if offset:
@@ -440,24 +516,28 @@ class Fetcher:
                     self.stats.resumed_bytes += offset
                 else:
                     resumable = self._write_meta(req, tmp, resp)
-                await self._stream(resp.chunks(), tmp, hasher, limit, req.url, append=offset > 0)
-                if req.expected is not None:
-                    check_digests(req.url, hasher, req.expected)
-                _keep_upstream_mtime(tmp, resp.headers.get("Last-Modified"))
-                os.replace(tmp, req.dest)
-                meta_path(tmp).unlink(missing_ok=True)
+                writer.write_through = resumable
+                await self._stream(resp.chunks(), writer, limit, req.url)
+                last_modified = resp.headers.get("Last-Modified")
+                await asyncio.to_thread(writer.finish, req, last_modified, resumable)
             except VerificationError:
+                writer.close()
                 _discard(tmp)
                 raise
             except BaseException:
                 # cut off mid-body (or interrupted): keep what we have for a Range resume
+                if resumable:
+                    with contextlib.suppress(OSError):
+                        writer.flush()
+                writer.close()
                 if not resumable or hasher.size == 0:
                     _discard(tmp)
                 raise
         self.stats.files += 1
         self.stats.bytes += hasher.size - offset
-        sha256 = hasher.hexdigest("SHA256")
-        return FetchResult(req, Outcome.DOWNLOADED, hasher.size, sha256, hasher.size - offset)
+        return FetchResult(
+            req, Outcome.DOWNLOADED, hasher.size, hasher.sha256(), hasher.size - offset
+        )
 
     def _emit_result(self, result: FetchResult, attempt: int) -> None:
         req = result.request
@@ -482,71 +562,52 @@ class Fetcher:
             raise FetchError(req.url, f"bad Content-Range {got!r} for a resume at byte {offset}")
 
     async def _stream(
-        self,
-        chunks: AsyncIterator[bytes],
-        tmp: Path,
-        hasher: _Hasher,
-        limit: int,
-        url: str,
-        *,
-        append: bool = False,
+        self, chunks: AsyncIterator[bytes], writer: _Writer, limit: int, url: str
     ) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        flags |= os.O_APPEND if append else os.O_TRUNC
-        fd = os.open(tmp, flags, 0o644)
         self._streaming += 1
         try:
-            await self._stream_to(fd, chunks, hasher, limit, url, append)
+            await self._stream_to(chunks, writer, limit, url)
         finally:
             self._streaming -= 1
 
     async def _stream_to(
-        self,
-        fd: int,
-        chunks: AsyncIterator[bytes],
-        hasher: _Hasher,
-        limit: int,
-        url: str,
-        append: bool,
+        self, chunks: AsyncIterator[bytes], writer: _Writer, limit: int, url: str
     ) -> None:
         slow = self._slow
         window_start = self._clock()
         window_bytes = 0
         window_run = self._received  # bytes of every transfer of the run, at window start
         paused = 0.0  # time spent in our own rate limit during this window
-        # Unbuffered: what was received is in the file even if the process is killed, so a
-        # later run can resume from it (each chunk is one write(2), up to 256 KiB).
-        with os.fdopen(fd, "ab" if append else "wb", buffering=0) as out:
-            async for chunk in chunks:
-                hasher.update(chunk)
-                if hasher.size > limit:
-                    raise VerificationError(url, f"body exceeds {limit} bytes")
-                _write_all(out, chunk)
-                self._received += len(chunk)
-                self._emit(FileProgress(url, len(chunk)))
-                if self._limiter is not None and self._limiter.rate is not None:
-                    before = self._clock()
-                    await self._limiter.consume(len(chunk))
-                    paused += self._clock() - before
-                if slow is None or hasher.size >= limit:  # nothing to abort once complete
-                    continue
-                window_bytes += len(chunk)
-                elapsed = self._clock() - window_start - paused
-                if elapsed >= slow.startup:
-                    rate = window_bytes / elapsed
-                    floor = slow_floor(
-                        slow.bytes_per_second,
-                        (self._received - window_run) / elapsed,
-                        self._streaming,
+        async for chunk in chunks:
+            if writer.add(chunk):
+                await asyncio.to_thread(writer.flush)
+            if writer.total > limit:
+                raise VerificationError(url, f"body exceeds {limit} bytes")
+            self._received += len(chunk)
+            self._emit(FileProgress(url, len(chunk)))
+            if self._limiter is not None and self._limiter.rate is not None:
+                before = self._clock()
+                await self._limiter.consume(len(chunk))
+                paused += self._clock() - before
+            if slow is None or writer.total >= limit:  # nothing to abort once complete
+                continue
+            window_bytes += len(chunk)
+            elapsed = self._clock() - window_start - paused
+            if elapsed >= slow.startup:
+                rate = window_bytes / elapsed
+                floor = slow_floor(
+                    slow.bytes_per_second,
+                    (self._received - window_run) / elapsed,
+                    self._streaming,
+                )
+                if rate < floor:
+                    raise FetchError(
+                        url,
+                        f"too slow: {rate:.0f} B/s over {elapsed:.0f} s "
+                        f"(slow_rate {slow.bytes_per_second} B/s)",
                     )
-                    if rate < floor:
-                        raise FetchError(
-                            url,
-                            f"too slow: {rate:.0f} B/s over {elapsed:.0f} s "
-                            f"(slow_rate {slow.bytes_per_second} B/s)",
-                        )
-                    window_start, window_bytes, paused = self._clock(), 0, 0.0
-                    window_run = self._received
+                window_start, window_bytes, paused = self._clock(), 0, 0.0
+                window_run = self._received
 
 
 def slow_floor(slow_rate: int, run_rate: float, streaming: int) -> float:

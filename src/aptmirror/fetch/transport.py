@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -87,6 +88,22 @@ class HttpTransport:
     def __init__(self, options: TransportOptions) -> None:
         self._options = options
         self._session: aiohttp.ClientSession | None = None
+        self._env_proxies: dict[str, str] | None = None
+        self._env_cache: dict[tuple[str, str], str | None] = {}
+
+    def _env_proxy(self, url: str) -> str | None:
+        """``http_proxy``/``https_proxy``/``no_proxy`` from the environment, as curl/wget."""
+        if self._env_proxies is None:
+            self._env_proxies = urllib.request.getproxies_environment()
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc.rpartition("@")[2])
+        if key not in self._env_cache:
+            proxy = self._env_proxies.get(parts.scheme) or self._env_proxies.get("all")
+            bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+            if proxy and bypass(key[1], self._env_proxies):
+                proxy = None
+            self._env_cache[key] = proxy or None
+        return self._env_cache[key]
 
     async def __aenter__(self) -> HttpTransport:
         opts = self._options
@@ -104,7 +121,9 @@ class HttpTransport:
             timeout=timeout,
             headers={"User-Agent": opts.user_agent},
             auto_decompress=False,
-            trust_env=opts.http_proxy is None and opts.https_proxy is None,
+            # Environment proxies are resolved here once per host (_env_proxy), not by
+            # aiohttp's trust_env, which costs a thread hand-off on every request.
+            trust_env=False,
         )
         return self
 
@@ -121,6 +140,8 @@ class HttpTransport:
     def _proxy_for(self, url: str) -> tuple[str | None, dict[str, str]]:
         opts = self._options
         proxy = opts.https_proxy if url.startswith("https:") else opts.http_proxy
+        if opts.http_proxy is None and opts.https_proxy is None:
+            proxy = self._env_proxy(url)
         if not proxy:
             return None, {}
         if "://" not in proxy:

@@ -100,6 +100,7 @@ def make_fetcher(transport: HttpTransport, s: Settings, emit: Emit | None = None
         attempts=s.retry_attempts,
         base_delay=s.retry_delay,
         resume=s.resume_partial_downloads,
+        resume_min_size=s.resume_min_size,
         limiter=RateLimiter(s.limit_rate),
         slow_rate=slow,
         emit=emit,
