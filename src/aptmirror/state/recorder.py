@@ -184,16 +184,18 @@ class StateRecorder:
         except OSError:
             return
         seen: set[str] = set()
+        mirror = os.fspath(self.mirror_path)  # plain strings: this loop runs per pool file
+        prefixes = tuple(root + "/" for root in roots)
         with fh:
             for line in fh:
                 digest, _, path = line.rstrip("\n").partition("  ")
                 if not path or path in seen or path.split("/", 1)[0] == "":
                     continue
-                if not any(path.startswith(root + "/") for root in roots):
+                if not path.startswith(prefixes):
                     continue
                 seen.add(path)
                 try:
-                    size = os.stat(self.mirror_path / path, follow_symlinks=False).st_size
+                    size = os.lstat(f"{mirror}/{path}").st_size
                 except OSError:
                     continue
                 yield FileVersion(path, size, digest)

@@ -13,6 +13,7 @@ with ``O_NOFOLLOW`` and renamed over whatever is there).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from aptmirror.errors import UnsafePathError
@@ -38,16 +39,33 @@ def ensure_inside(path: Path | str, root: Path | str) -> None:
 
 
 class DirGuard:
-    """:func:`ensure_inside` for many files of one root, resolving each directory once."""
+    """:func:`ensure_inside` for many files of one root, one ``lstat`` per directory.
+
+    A directory is safe when its parent is safe and it is not a symlink (or is a symlink
+    that resolves inside the root); only symlinks are resolved with ``realpath``. A missing
+    directory is safe: we create it as a real directory.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._ok: set[Path] = set()
+        self._root = os.fspath(root).rstrip(os.sep)
+        self._ok: set[str] = {self._root}
 
-    def check(self, dest: Path) -> None:
+    def check(self, dest: Path | str) -> None:
         """Raise UnsafePathError when the directory of ``dest`` resolves outside the root."""
-        parent = dest.parent
-        if parent in self._ok:
+        self._check_dir(os.path.dirname(os.fspath(dest)))
+
+    def _check_dir(self, directory: str) -> None:
+        if directory in self._ok:
             return
-        ensure_inside(parent, self.root)
-        self._ok.add(parent)
+        if not directory.startswith(self._root + os.sep):
+            ensure_inside(directory, self.root)
+        else:
+            self._check_dir(os.path.dirname(directory))
+            try:
+                is_link = stat.S_ISLNK(os.lstat(directory).st_mode)
+            except FileNotFoundError:
+                is_link = False
+            if is_link:
+                ensure_inside(directory, self.root)
+        self._ok.add(directory)

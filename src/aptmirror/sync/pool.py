@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,18 +69,21 @@ def _records(kind: str, path: Path) -> Iterator[PoolFile]:
     return iter_binary_files(lines) if kind == "packages" else iter_source_files(lines)
 
 
-def _needs_download(dest: Path, size: int) -> bool:
+def _local_state(dest: str, size: int) -> tuple[bool, bool]:
+    """(needs downloading, something exists there) with one ``lstat``."""
     try:
-        st = os.stat(dest, follow_symlinks=False)
+        st = os.lstat(dest)
     except FileNotFoundError:
-        return True
-    return st.st_size != size or not os.path.isfile(dest) or os.path.islink(dest)
+        return True, False
+    return st.st_size != size or not stat.S_ISREG(st.st_mode), True
 
 
 def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles) -> None:
     """Add the suite's pool files to ``plan`` and ``var``; errors are recorded in ``ctx``."""
     job = idx.verified.job
     root = ctx.local_root(job)
+    mirror = os.fspath(ctx.mirror)
+    guard = ctx.guard(job)
     for kind, path in idx.parseable:
         try:
             for pf in _records(kind, path):
@@ -96,12 +100,13 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
                         plan.todo[rel].jobs.append(job)
                     continue
                 plan.keep.add(rel)
-                dest = ctx.mirror / rel
-                ctx.guard(job).check(dest)  # no planted symlink leads the write outside
+                dest = f"{mirror}/{rel}"
+                guard.check(dest)  # no planted symlink leads the write outside
                 ctx.note_hash_strength(job, pf.path, pf.checksums)
-                if _needs_download(dest, pf.checksums.size):
+                needed, exists = _local_state(dest, pf.checksums.size)
+                if needed:
                     url = job.pool_url(pf.path)
-                    plan.todo[rel] = Download(url, dest, pf, [job], os.path.lexists(dest))
+                    plan.todo[rel] = Download(url, Path(dest), pf, [job], exists)
                     var.add_new(url)
         except FormatError as exc:
             index_url = job.url(path.relative_to(ctx.skel / ctx.suite_rel(job)).as_posix())
