@@ -10,7 +10,6 @@ configuration or usage (nothing touched); 3 another run holds the lock.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -27,6 +26,7 @@ from aptmirror.observe.health import health_report
 from aptmirror.observe.session import ObservedRun
 from aptmirror.storage.lock import RunLock
 from aptmirror.storage.postmirror import run_postmirror
+from aptmirror.sync.loop import run_loop
 from aptmirror.sync.run import RunSummary, run_mirror
 
 DEFAULT_CONFIG = "/etc/apt/mirror.list"
@@ -94,7 +94,7 @@ def run(config: Config) -> int:
             raise StorageError(f"cannot create directory {path}: {exc.strerror or exc}") from exc
     with RunLock(Path(s.var_path)):
         with ObservedRun(config, sys.stdout, opts=opts) as obs:  # state DB, logs, metrics…
-            summary = asyncio.run(run_mirror(config, obs.out, obs.bus.emit, obs.run_id))
+            summary = run_loop(run_mirror(config, obs.out, obs.bus.emit, obs.run_id))
             env = obs.hook_env()
         _postmirror(summary, config, env)
     return summary.exit_code
