@@ -19,6 +19,7 @@ from typing import Literal
 
 from aptmirror.config.deb822 import SourcesEntry, entry_source_lines, parse_sources
 from aptmirror.config.grammar import CleanLine, DebLine, DirectiveLine, SetLine, parse_line
+from aptmirror.config.mirrorpaths import check_shared_suites, mirror_path_overrides, relocate
 from aptmirror.config.settings import KNOWN_KEYS, build_settings, default_variables, perl_true
 from aptmirror.config.trust import gpg_verify_overrides
 from aptmirror.config.urls import check_source_uri, sanitize_uri
@@ -50,8 +51,10 @@ class _Builder:
         self.locations: dict[str, Location] = {}
         self.set_keys: dict[str, None] = {}  # insertion-ordered set of keys seen in `set`
         self.sources: list[SourceLine] = []
-        self.clean: dict[str, None] = {}
-        self.skip_clean: dict[str, None] = {}
+        # (local path, URL as written) per clean / skip-clean entry; the path is moved into a
+        # repository's mirror_path (known only after the last file) by finish()
+        self.clean: list[tuple[str, str]] = []
+        self.skip_clean: list[tuple[str, str]] = []
         self.directives: list[tuple[str, tuple[str, ...], Location]] = []
         self.warnings: list[ConfigWarning] = []
         self.files: list[str] = []
@@ -112,7 +115,7 @@ class _Builder:
 
     def add_clean(self, item: CleanLine, location: Location) -> None:
         target = self.clean if item.keyword == "clean" else self.skip_clean
-        target[self._local_path(item.uri, location)] = None
+        target.append((self._local_path(item.uri, location), item.uri))
         if not item.anchored:
             message = f"text before '{item.keyword}' is ignored (apt-mirror accepts it)"
             self.warnings.append(ConfigWarning(location, message))
@@ -125,10 +128,10 @@ class _Builder:
         self.sources += entry_source_lines(entry, default)
         base = entry.uris[0].rstrip("/")
         if entry.clean:
-            self.clean[self._local_path(base, entry.location)] = None
+            self.clean.append((self._local_path(base, entry.location), base))
         for relative in entry.skip_clean:
-            path = self._local_path(f"{base}/{relative}", entry.location)
-            self.skip_clean[path] = None
+            uri = f"{base}/{relative}"
+            self.skip_clean.append((self._local_path(uri, entry.location), uri))
 
     # -- files --------------------------------------------------------------------------
 
@@ -157,14 +160,16 @@ class _Builder:
         # Per-repository gpg_verify values are checked now, so a typo is a config error
         # (exit 2, file:line) and not a failure in the middle of a run.
         gpg_verify_overrides(self.sources, self.directives)
+        paths, path_warnings = mirror_path_overrides(self.sources, self.directives)
         resolved, warnings = resolve_all(self.namespace, self.locations, strict_keys=KNOWN_KEYS)
         settings, typing_warnings = build_settings(resolved, self.locations)
-        all_warnings = dict.fromkeys([*self.warnings, *warnings, *typing_warnings])
+        check_shared_suites(self.sources, paths, settings.tilde)
+        all_warnings = dict.fromkeys([*self.warnings, *path_warnings, *warnings, *typing_warnings])
         return Config(
             settings=settings,
             sources=tuple(self.sources),
-            clean=tuple(self.clean),
-            skip_clean=tuple(self.skip_clean),
+            clean=tuple(dict.fromkeys(relocate(p, u, paths) for p, u in self.clean)),
+            skip_clean=tuple(dict.fromkeys(relocate(p, u, paths) for p, u in self.skip_clean)),
             variables=tuple((key, resolved[key]) for key in self.set_keys),
             warnings=tuple(all_warnings),
             files=tuple(self.files),

@@ -11,8 +11,9 @@ a blank continues the previous field. Field names are case-insensitive. Recognis
   (paths relative to the repository);
 * every other field (``Signed-By``, ``By-Hash``, ``Trusted``, ``Mirror-Path``,
   ``GPG-Verify``, ``Include-*``/``Exclude-*`` ...) is kept as an option with a lower-case
-  key. Several URIs are alternative sources of one archive: the first is used, the others
-  are recorded as option ``mirror-sources`` (space-joined). apt-mirror2 reads only the first.
+  key (``Mirror-Path`` is checked here: relative, no ``..``). Several URIs are alternative
+  sources of one archive: the first is used, the others are recorded as option
+  ``mirror-sources`` (space-joined). apt-mirror2 reads only the first.
 
 Multi-line values: continuation lines lose their leading blanks and a lone ``.`` stands for
 an empty line, so an inline ``Signed-By`` key block comes out as armored text. Other fields
@@ -24,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from aptmirror.config.mirrorpaths import check_mirror_path
 from aptmirror.errors import ConfigError
 from aptmirror.model import Location, SourceLine, SourceType
 
@@ -174,6 +176,9 @@ def _entry(start: int, fields: dict[str, Field], path: str) -> SourcesEntry:
     uris = _required(fields, "uris", "URIs", path, start).value.split()
     _required(fields, "suites", "Suites", path, start)
     _check_suites(fields, path)
+    if "mirror-path" in fields:  # checked here, where its own line is known
+        field = fields["mirror-path"]
+        check_mirror_path(field.value, Location(path, field.line))
     options = [(k, _option_value(f)) for k, f in fields.items() if k not in _CONSUMED]
     if len(uris) > 1:
         options.append(("mirror-sources", " ".join(uris[1:])))

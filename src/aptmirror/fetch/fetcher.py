@@ -264,11 +264,11 @@ def check_digests(url: str, hasher: _Hasher, expected: Checksums) -> None:
         raise VerificationError(url, f"{hasher.name} mismatch: got {hasher.hexdigest()}")
 
 
-FLUSH_SIZE = 1 << 20
+FLUSH_SIZE = 256 * 1024  # bounds the memory of each transfer in flight
 
 
 class _Writer:
-    """Collects a body in memory and writes + hashes it in a worker thread, 1 MiB at a time
+    """Collects a body in memory and writes + hashes it in a worker thread, 256 KiB at a time
     (every chunk, for a resumable transfer).
 
     Keeps the event loop free of file-system calls and spreads hashing over the cores:

@@ -23,6 +23,9 @@ class RunStarted:
     # (repository, suite) of every job; repository is the local root, host[:port]/path
     suites: tuple[tuple[str, str], ...] = ()
     at: float = field(default_factory=_now)
+    # (upstream base URI, repository, suite) for every source of every job: a repository
+    # stored under a ``mirror_path`` is not where its URLs would put it
+    sources: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

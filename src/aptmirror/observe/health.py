@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from aptmirror.config.observe import ObserveSettings
-from aptmirror.config.urls import sanitize_uri
 from aptmirror.errors import StorageError
 from aptmirror.model import Config
 from aptmirror.state.db import DB_NAME, StateDB
-from aptmirror.sync.jobs import group_jobs
+from aptmirror.sync.jobs import group_jobs, local_root
 from aptmirror.units import format_size
 
 
@@ -148,7 +147,7 @@ class HealthReport:
 def configured_suites(config: Config) -> list[tuple[str, str]]:
     tilde = config.settings.tilde
     jobs = group_jobs(config.sources, config.directives)
-    return list(dict.fromkeys((sanitize_uri(j.uri, tilde), j.dist) for j in jobs))
+    return list(dict.fromkeys((local_root(j, tilde), j.dist) for j in jobs))
 
 
 def health_report(config: Config, opts: ObserveSettings, now: float | None = None) -> HealthReport:

@@ -221,7 +221,7 @@ class LogSubscriber:
             )  # fmt: skip
         elif isinstance(event, RunStarted):
             self.run_id = event.run_id
-            self.resolver = RepoResolver(event.suites, self.tilde)
+            self.resolver = RepoResolver(event.suites, self.tilde, event.sources)
             self._log(logging.INFO, f"run {event.run_id} started")
         elif isinstance(event, RunFinished):
             self._log(

@@ -2,7 +2,9 @@
 
 ``repository`` is the local root (``host[:port]/path``, as under ``mirror_path``). A URL
 under ``dists/SUITE/`` belongs to that suite; any other URL of the repository (pool files,
-shared by its suites) to the first suite configured for it.
+shared by its suites) to the first suite configured for it. With ``sources`` (upstream base
+URI, repository, suite), a URL is matched against the upstream URIs instead, so a
+repository stored under a ``mirror_path`` (or sharing one) is still found.
 """
 
 from __future__ import annotations
@@ -14,18 +16,41 @@ from aptmirror.errors import ConfigError
 
 
 class RepoResolver:
-    def __init__(self, suites: Iterable[tuple[str, str]], tilde: bool = False) -> None:
+    def __init__(
+        self,
+        suites: Iterable[tuple[str, str]],
+        tilde: bool = False,
+        sources: Iterable[tuple[str, str, str]] = (),
+    ) -> None:
         self.suites: dict[str, list[str]] = {}
         for root, suite in suites:
             self.suites.setdefault(root, []).append(suite)
         self._roots = sorted(self.suites, key=len, reverse=True)
         self._tilde = tilde
+        # upstream local path -> (repository, its suites in order)
+        self._upstream: dict[str, tuple[str, list[str]]] = {}
+        for uri, root, suite in sources:
+            try:
+                key = sanitize_uri(uri, tilde)
+            except ConfigError:
+                continue
+            entry = self._upstream.setdefault(key, (root, []))
+            if suite not in entry[1]:
+                entry[1].append(suite)
+        self._keys = sorted(self._upstream, key=len, reverse=True)
 
     def resolve(self, url: str) -> tuple[str, str] | None:
         try:
             local = sanitize_uri(url, self._tilde)
         except ConfigError:
             return None
+        for key in self._keys:
+            if local == key or local.startswith(key + "/"):
+                root, suites = self._upstream[key]
+                for suite in suites:
+                    if local.startswith(f"{key}/dists/{suite.strip('/')}/"):
+                        return (root, suite)
+                return (root, suites[0])
         for root in self._roots:
             if local == root or local.startswith(root + "/"):
                 suites = self.suites[root]

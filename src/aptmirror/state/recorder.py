@@ -111,7 +111,7 @@ class StateRecorder:
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             pk = self.db.begin_run(event.run_id, event.at, os.getpid())
-            self._run = _Run(pk, event.at, RepoResolver(event.suites, self.tilde))
+            self._run = _Run(pk, event.at, RepoResolver(event.suites, self.tilde, event.sources))
             return
         run = self._run
         if run is None:

@@ -50,7 +50,8 @@ class RunContext:
         return Path(self.settings.var_path)
 
     def local_root(self, job: RepoJob) -> str:
-        """Repository root relative to mirror_path/skel_path (host[:port]/path)."""
+        """Repository root relative to mirror_path/skel_path (host[:port]/path, or the
+        repository's ``mirror_path``)."""
         return local_root(job, self.settings.tilde)
 
     def suite_rel(self, job: RepoJob) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from aptmirror.config.mirrorpaths import mirror_path_overrides
 from aptmirror.config.trust import Directive, gpg_verify_overrides, signed_by_values
 from aptmirror.config.urls import sanitize_uri
 from aptmirror.model import Location, SourceLine, SourceType
@@ -33,6 +34,10 @@ class RepoJob:
     # ``mirror_source URI ALT…`` line or a deb822 ``URIs:`` list; the Release comes from
     # ``uri`` only, every other file may come from any of them (checked against it)
     mirrors: tuple[str, ...] = ()
+    # where the repository is stored, relative to mirror_path/skel_path, from a
+    # ``mirror_path URI PATH`` line or deb822 ``Mirror-Path:``; None = host[:port]/path.
+    # Several repositories may share one (a merged tree).
+    local_path: str | None = None
 
     @property
     def is_flat(self) -> bool:
@@ -58,7 +63,10 @@ class RepoJob:
 
 
 def local_root(job: RepoJob, tilde: bool) -> str:
-    """Repository root relative to mirror_path/skel_path (host[:port]/path)."""
+    """Repository root relative to mirror_path/skel_path (host[:port]/path, or the
+    repository's ``mirror_path``)."""
+    if job.local_path is not None:
+        return job.local_path
     return sanitize_uri(job.uri, tilde)
 
 
@@ -80,6 +88,7 @@ def group_jobs(lines: Iterable[SourceLine], directives: Iterable[Directive] = ()
     lines = list(lines)
     directives = list(directives)
     overrides = gpg_verify_overrides(lines, directives)
+    paths, _ = mirror_path_overrides(lines, directives)
     grouped: dict[tuple[str, str], list[SourceLine]] = {}
     for line in lines:
         uri = line.uri if line.uri.endswith("/") else line.uri + "/"
@@ -104,6 +113,7 @@ def group_jobs(lines: Iterable[SourceLine], directives: Iterable[Directive] = ()
                 locations=tuple(m.location for m in members),
                 gpg_verify=overrides.get(uri.rstrip("/")),
                 mirrors=_mirrors(uri, members, directives),
+                local_path=paths.get(uri),
             )
         )
     return jobs

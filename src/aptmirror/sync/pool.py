@@ -23,6 +23,7 @@ from aptmirror.debian.packages import PoolFile, iter_binary_files, iter_source_f
 from aptmirror.debian.paths import split_compression
 from aptmirror.errors import FetchError, FormatError
 from aptmirror.fetch.fetcher import FetchRequest
+from aptmirror.model import Checksums
 from aptmirror.storage.varfiles import VarFiles
 from aptmirror.sync.context import RunContext
 from aptmirror.sync.indexes import READ_CHUNK, SuiteIndexes
@@ -38,9 +39,12 @@ def staged_path(dest: Path) -> Path:
 
 @dataclass(slots=True)
 class Download:
+    """One pool file to fetch. Kept small (plain strings, the strongest hash only): a first
+    mirror of a big archive holds one per file until the archive stage is done."""
+
     url: str
-    dest: Path
-    file: PoolFile
+    dest: str
+    checksums: Checksums
     jobs: list[RepoJob]
     # dest exists with other bytes, which the published indexes may still reference:
     # download beside it and swap it in only at publication (commit_replacements).
@@ -55,7 +59,7 @@ class PoolPlan:
 
     @property
     def todo_bytes(self) -> int:
-        return sum(d.file.checksums.size for d in self.todo.values())
+        return sum(d.checksums.size for d in self.todo.values())
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -67,6 +71,12 @@ def _chunks(path: Path) -> Iterator[bytes]:
 def _records(kind: str, path: Path) -> Iterator[PoolFile]:
     lines = iter_decompressed(_chunks(path), split_compression(path.name)[1])
     return iter_binary_files(lines) if kind == "packages" else iter_source_files(lines)
+
+
+def _compact(checksums: Checksums) -> Checksums:
+    """Size and the strongest hash: all the fetcher checks (see fetch.fetcher._Hasher)."""
+    strongest = checksums.strongest()
+    return Checksums(checksums.size, (strongest,) if strongest is not None else ())
 
 
 def _local_state(dest: str, size: int) -> tuple[bool, bool]:
@@ -106,7 +116,7 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
                 needed, exists = _local_state(dest, pf.checksums.size)
                 if needed:
                     url = job.pool_url(pf.path)
-                    plan.todo[rel] = Download(url, Path(dest), pf, [job], exists)
+                    plan.todo[rel] = Download(url, dest, _compact(pf.checksums), [job], exists)
                     var.add_new(url)
         except FormatError as exc:
             index_url = job.url(path.relative_to(ctx.skel / ctx.suite_rel(job)).as_posix())
@@ -126,14 +136,14 @@ async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
     (the run is not left waiting on one at the end) and small files never wait behind them.
     """
     queue: deque[Download] = deque(
-        sorted(plan.todo.values(), key=lambda d: (d.file.checksums.size, d.url))
+        sorted(plan.todo.values(), key=lambda d: (d.checksums.size, d.url))
     )
 
     async def worker(smallest_first: bool) -> None:
         while queue:
             item = queue.popleft() if smallest_first else queue.pop()
-            dest = staged_path(item.dest) if item.replaces else item.dest
-            checksums = ctx.pool_checksums(item.file.checksums)
+            dest = staged_path(Path(item.dest)) if item.replaces else Path(item.dest)
+            checksums = ctx.pool_checksums(item.checksums)
             mirrors = item.jobs[0].alt_urls(item.url) if item.jobs else ()
             req = FetchRequest(item.url, dest, checksums, mirrors=mirrors)
             try:
@@ -166,7 +176,7 @@ def commit_replacements(ctx: RunContext, plan: PoolPlan) -> None:
                         ctx.fail(job, item.url, reason)
                 spread = True
     for item in pending:
-        staged = staged_path(item.dest)
+        staged = staged_path(Path(item.dest))
         if any(ctx.failed(j) for j in item.jobs):
             staged.unlink(missing_ok=True)
             continue

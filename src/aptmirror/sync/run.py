@@ -188,7 +188,11 @@ async def run_mirror(
         if emit is not None:
             ctx.emit = emit
         run_id = run_id or ctx.stamp
-        ctx.emit(RunStarted(run_id, tuple((ctx.local_root(j), j.dist) for j in jobs)))
+        suites = tuple((ctx.local_root(j), j.dist) for j in jobs)
+        sources = tuple(
+            (uri, ctx.local_root(j), j.dist) for j in jobs for uri in (j.uri, *j.mirrors)
+        )
+        ctx.emit(RunStarted(run_id, suites, sources=sources))
         published = await _mirror(ctx, jobs, config)
     _report_failures(ctx)
     _emit_results(ctx, jobs)
