@@ -171,7 +171,7 @@ class Config:
 
     settings: Settings
     sources: tuple[SourceLine, ...]
-    clean: tuple[str, ...]  # paths relative to mirror_path (scheme and credentials stripped)
+    clean: tuple[str, ...]  # relative to mirror_path (no scheme/credentials; or a mirror_path)
     skip_clean: tuple[str, ...]  # same path rule
     variables: tuple[tuple[str, str], ...] = ()  # every `set` key, expanded, last wins
     warnings: tuple[ConfigWarning, ...] = ()

@@ -56,6 +56,9 @@ class PoolPlan:
     keep: set[str] = field(default_factory=set)  # every referenced path, relative to mirror
     todo: dict[str, Download] = field(default_factory=dict)  # relpath -> download
     parsed: int = 0
+    # relpath -> (repository URI, size and strongest hash) for repositories stored under a
+    # mirror_path, which another repository may share: see _conflict
+    owners: dict[str, tuple[str, Checksums]] = field(default_factory=dict)
 
     @property
     def todo_bytes(self) -> int:
@@ -88,6 +91,21 @@ def _local_state(dest: str, size: int) -> tuple[bool, bool]:
     return st.st_size != size or not stat.S_ISREG(st.st_mode), True
 
 
+def _conflict(plan: PoolPlan, rel: str, job: RepoJob, checksums: Checksums) -> str | None:
+    """The other repository's URI when it stored ``rel`` in a shared tree with other
+    contents than ``job`` lists (same size and hash, else they would overwrite each other)."""
+    owner = plan.owners.get(rel)
+    if owner is None or owner[0] == job.uri:
+        return None
+    uri, theirs = owner
+    same = theirs.size == checksums.size
+    strongest = theirs.strongest()
+    if same and strongest is not None:
+        ours = checksums.get(strongest[0])
+        same = ours is None or ours == strongest[1]
+    return None if same else uri
+
+
 def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles) -> None:
     """Add the suite's pool files to ``plan`` and ``var``; errors are recorded in ``ctx``."""
     job = idx.verified.job
@@ -106,10 +124,17 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
                     pf.checksums.get("SHA256"),
                 )
                 if rel in plan.keep:
+                    other = _conflict(plan, rel, job, pf.checksums) if job.local_path else None
+                    if other is not None:
+                        reason = f"{other} stores other contents at {rel} (shared mirror_path)"
+                        ctx.fail(job, job.pool_url(pf.path), reason)
+                        continue
                     if rel in plan.todo and job not in plan.todo[rel].jobs:
                         plan.todo[rel].jobs.append(job)
                     continue
                 plan.keep.add(rel)
+                if job.local_path is not None:
+                    plan.owners[rel] = (job.uri, _compact(pf.checksums))
                 dest = f"{mirror}/{rel}"
                 guard.check(dest)  # no planted symlink leads the write outside
                 ctx.note_hash_strength(job, pf.path, pf.checksums)
