@@ -220,6 +220,22 @@ def _range_start(header: str | None) -> int:
     return int(header[len("bytes=") : -1])
 
 
+async def test_small_file_cut_off_is_resumed_in_the_same_run(
+    up: FakeUpstream, make: Make, tmp_path: Path
+) -> None:
+    """Below resume_min_size no sidecar is written up front, but a cut-off body is kept."""
+    up.add_fault("/pool/big.deb", Fault("reset", after_bytes=600_000, times=1))
+    dest = tmp_path / "pool/big.deb"
+    f = make(resume_min_size=len(BODY) + 1)
+    res = await f.fetch(req(up, dest))
+    assert dest.read_bytes() == BODY and res.sha256 == hashlib.sha256(BODY).hexdigest()
+    (s1, r1), (s2, r2) = gets(up)
+    assert (s1, r1, s2) == (200, None, 206)
+    assert 0 < _range_start(r2) <= 600_000
+    assert f.stats.resumed == 1
+    assert not partial_path(dest).exists() and not meta_path(partial_path(dest)).exists()
+
+
 async def test_reset_mid_body_resumes_with_range(
     up: FakeUpstream, make: Make, tmp_path: Path
 ) -> None:

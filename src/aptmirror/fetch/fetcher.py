@@ -463,9 +463,17 @@ class Fetcher:
             return 0, None
         return size, validator
 
-    def _write_meta(self, req: FetchRequest, tmp: Path, resp: Response) -> bool:
-        """Record how to resume ``tmp``; False when it will not be resumed (small files)."""
-        if req.expected is None or req.expected.size < self._resume_min_size or not self._resume:
+    def _write_meta(
+        self, req: FetchRequest, tmp: Path, resp: Response, *, any_size: bool = False
+    ) -> bool:
+        """Record how to resume ``tmp``; False when it cannot be resumed.
+
+        Up front only for files of ``resume_min_size`` or more (they write every chunk as it
+        arrives, so even a killed run can resume them); a smaller transfer gets its sidecar
+        only when it is cut off (``any_size``), which is enough to resume it in this run.
+        """
+        too_small = req.expected is not None and req.expected.size < self._resume_min_size
+        if req.expected is None or not self._resume or (too_small and not any_size):
             return False
         validator = _validator(resp)
         meta = meta_path(tmp)
@@ -526,6 +534,8 @@ class Fetcher:
                 raise
             except BaseException:
                 # cut off mid-body (or interrupted): keep what we have for a Range resume
+                if not resumable and writer.total > 0:
+                    resumable = self._write_meta(req, tmp, resp, any_size=True)
                 if resumable:
                     with contextlib.suppress(OSError):
                         writer.flush()
