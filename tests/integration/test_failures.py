@@ -656,3 +656,69 @@ def test_pool_file_changed_in_place_is_not_replaced_by_failed_run(scenario: Scen
     assert (sc.mirror / rel).read_bytes() == data
     suite = sc.mirror / "dists" / sc.info.suite
     assert (suite / "InRelease").read_bytes() == sc.info.inrelease.read_bytes()
+
+
+# --------------------------------------------------------------------------- more faults
+
+
+def test_pool_file_404(scenario: Scenario) -> None:
+    sc = scenario
+
+    def break_upstream() -> None:
+        sc.up.add_fault(f"/{_hello_amd64(sc)}", Fault("status", status=404))
+
+    res = fails_then_recovers(
+        sc, break_upstream, lambda: (sc.up.url + _hello_amd64(sc), "HTTP 404"), sc.up.clear_faults
+    )
+    assert "attempt 2" not in res.output  # a 404 on a required file is final at once
+
+
+def test_stalled_pool_file_times_out_and_is_retried(scenario: Scenario) -> None:
+    sc = scenario
+    sc.config = write_mirror_list(
+        sc.tmp, repo_lines(sc.info, sc.up.url), settings={"nthreads": "4", "read_timeout": "0.5"}
+    )
+    sc.update()
+    rel = _hello_amd64(sc)
+    sc.up.add_fault(f"/{rel}", Fault("stall", seconds=30, times=1))
+    sc.up.reset_log()
+    res = sc.run()
+    assert res.code == 0, res.output
+    assert sc.up.count(f"/{rel}", "GET") == 2  # the stalled attempt, then a good one
+    assert_published(sc)
+
+
+def test_release_changing_mid_run_publishes_one_consistent_state(scenario: Scenario) -> None:
+    """Upstream publishes a new state right after the run verified its InRelease (at the
+    first index request): the run still mirrors the state it verified — indexes come by hash
+    and the archive keeps old by-hash objects — and the next run mirrors the new one."""
+    sc = scenario
+    old = sc.update()
+    old_inrelease = old.inrelease.read_bytes()
+    changed: list[RepoInfo] = []
+
+    def publish_new_state(path: str) -> None:
+        if not changed:
+            changed.append(update_repo(old, sc.key, bump=("epoch-tool",)))
+
+    sc.up.add_hook(f"/dists/{old.suite}/main/binary-amd64/*", publish_new_state)
+    res = sc.run()
+    assert res.code == 0, res.output
+    assert changed, "the hook never ran: the test did not change upstream mid-run"
+    suite = sc.mirror / "dists" / sc.info.suite
+    assert (suite / "InRelease").read_bytes() == old_inrelease
+    listed = release_sha256(strip_signature(old_inrelease))
+    for name, (size, digest) in listed.items():
+        path = suite / name
+        if path.exists():
+            assert (path.stat().st_size, sha256_file(path)) == (size, digest), name
+    sc.info = changed[0]
+    sc.up.clear_faults()
+    again = sc.run()
+    assert again.code == 0, again.output
+    assert_published(sc)
+
+
+def strip_signature(inrelease: bytes) -> str:
+    text = inrelease.decode()
+    return text.split("\n\n", 1)[1].split("-----BEGIN PGP SIGNATURE-----")[0]
