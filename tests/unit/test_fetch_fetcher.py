@@ -17,14 +17,13 @@ from pathlib import Path
 import pytest
 
 from aptmirror.errors import FetchError
+from aptmirror.fetch.body import meta_path, partial_path
 from aptmirror.fetch.fetcher import (
     Fetcher,
     FetchRequest,
     Outcome,
     SlowRate,
-    meta_path,
     parse_retry_after,
-    partial_path,
     slow_floor,
 )
 from aptmirror.fetch.ratelimit import RateLimiter
@@ -580,7 +579,7 @@ async def test_optional_file_missing_on_a_secondary_source_comes_from_the_primar
 
 
 def test_source_balancer_weights() -> None:
-    from aptmirror.fetch.fetcher import SourceBalancer
+    from aptmirror.fetch.sources import SourceBalancer
 
     b = SourceBalancer()
     a, c = "http://a/x", "http://c/x"

@@ -1,8 +1,10 @@
 """Fetch one URL into one file, verified.
 
-The body is streamed into a hidden temporary file beside the destination while every
-declared hash is computed; only when size and hashes match is it renamed into place, so a
-truncated, corrupted or HTML body never appears under the final name.
+The body is streamed into a hidden temporary file beside the destination while the
+strongest declared hash is computed (:mod:`aptmirror.fetch.body`, in worker threads); only
+when size and hash match is it renamed into place, so a truncated, corrupted or HTML body
+never appears under the final name. Several upstream sources are balanced by
+:mod:`aptmirror.fetch.sources`.
 
 Around each attempt:
 
@@ -29,7 +31,6 @@ import asyncio
 import contextlib
 import dataclasses
 import email.utils
-import hashlib
 import json
 import os
 import random
@@ -39,13 +40,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 from aptmirror.errors import FetchError, HTTPStatusError, VerificationError
+from aptmirror.fetch.body import (
+    BodyWriter,
+    Hasher,
+    discard,
+    hash_prefix,
+    meta_path,
+    partial_path,
+)
 from aptmirror.fetch.ratelimit import RateLimiter
+from aptmirror.fetch.sources import SourceBalancer, origin
 from aptmirror.fetch.transport import HttpTransport, Response
-from aptmirror.model import HASHLIB_NAMES, Checksums
+from aptmirror.model import Checksums
 from aptmirror.observe.events import (
     Emit,
     FileDone,
@@ -56,8 +65,6 @@ from aptmirror.observe.events import (
     ignore,
 )
 
-PARTIAL_SUFFIX = ".aptmirror-partial"
-META_SUFFIX = ".meta"  # sidecar of a partial file: the URL and validator to resume with
 _CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$", re.ASCII)
 
 
@@ -107,15 +114,6 @@ class FetchStats:
     by_url_error: dict[str, str] = field(default_factory=dict)
 
 
-def partial_path(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}{PARTIAL_SUFFIX}")
-
-
-def meta_path(partial: Path) -> Path:
-    """The sidecar of a partial file (kept by the cleaner, like the partial itself)."""
-    return partial.with_name(partial.name + META_SUFFIX)
-
-
 @dataclass(frozen=True, slots=True)
 class SlowRate:
     """Abort a transfer slower than ``bytes_per_second`` over ``startup``-second windows."""
@@ -152,179 +150,6 @@ def _public_url(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
-
-
-@dataclass(slots=True)
-class _Source:
-    rate: float = 1_000_000.0  # bytes/s, moving average of completed transfers
-    penalty: float = 0.0  # grows with each failure, halves with each success
-    active: int = 0
-
-
-class SourceBalancer:
-    """Spreads transfers over the upstream sources (by origin) of a repository.
-
-    A transfer goes to the source with the least ``(active + 1) / weight``, where the weight
-    is the measured throughput divided by ``1 + 4 * penalty``: equal sources share the load,
-    a faster one gets more, one that fails or serves bad data gets little until it recovers.
-    """
-
-    def __init__(self) -> None:
-        self._by_origin: dict[str, _Source] = {}
-
-    def _get(self, url: str) -> _Source:
-        return self._by_origin.setdefault(_origin(url), _Source())
-
-    def weight(self, url: str) -> float:
-        src = self._get(url)
-        return src.rate / (1.0 + 4.0 * src.penalty)
-
-    def pick(self, urls: list[str]) -> str:
-        return min(urls, key=lambda u: ((self._get(u).active + 1) / self.weight(u), urls.index(u)))
-
-    def begin(self, url: str) -> None:
-        self._get(url).active += 1
-
-    def release(self, url: str) -> None:
-        """The transfer ended without telling anything about the source."""
-        src = self._get(url)
-        src.active = max(0, src.active - 1)
-
-    def penalise(self, url: str) -> None:
-        self._get(url).penalty += 1.0
-
-    def end(
-        self, url: str, *, ok: bool, bad_data: bool = False, nbytes: int = 0, seconds: float = 0.0
-    ) -> None:
-        src = self._get(url)
-        src.active = max(0, src.active - 1)
-        if not ok:
-            src.penalty += 2.0 if bad_data else 1.0
-            return
-        src.penalty /= 2.0
-        if nbytes >= 64 * 1024 and seconds > 0:  # small files measure latency, not rate
-            src.rate = 0.7 * src.rate + 0.3 * (nbytes / seconds)
-
-
-def _discard(tmp: Path) -> None:
-    tmp.unlink(missing_ok=True)
-    meta_path(tmp).unlink(missing_ok=True)
-
-
-def _keep_upstream_mtime(path: Path, last_modified: str | None) -> None:
-    """Give the file upstream's modification time, as wget -N did.
-
-    The mirror's web server then answers apt's If-Modified-Since like upstream would; with
-    local download times two publications within one second could look unchanged.
-    """
-    if not last_modified:
-        return
-    try:
-        when = email.utils.parsedate_to_datetime(last_modified).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return
-    os.utime(path, (when, when))
-
-
-class _Hasher:
-    """The strongest declared hash (SHA256 when nothing is declared), over every byte.
-
-    Only the strongest: a second, weaker hash (Debian declares MD5 beside SHA256) would add
-    no protection and cost more CPU than SHA256 itself (MD5 is slower on SHA-NI CPUs).
-    """
-
-    def __init__(self, expected: Checksums | None) -> None:
-        strongest = expected.strongest() if expected is not None else None
-        self.name = strongest[0] if strongest is not None else "SHA256"
-        self._hash = hashlib.new(HASHLIB_NAMES[self.name])
-        self.size = 0
-
-    def update(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        self._hash.update(chunk)
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-    def sha256(self) -> str | None:
-        return self.hexdigest() if self.name == "SHA256" else None
-
-
-def check_digests(url: str, hasher: _Hasher, expected: Checksums) -> None:
-    """Raise VerificationError unless size and the strongest declared hash match."""
-    if hasher.size != expected.size:
-        raise VerificationError(url, f"size {hasher.size} != expected {expected.size}")
-    digest = expected.get(hasher.name)
-    if digest is not None and hasher.hexdigest() != digest.lower():
-        raise VerificationError(url, f"{hasher.name} mismatch: got {hasher.hexdigest()}")
-
-
-FLUSH_SIZE = 256 * 1024  # bounds the memory of each transfer in flight
-
-
-class _Writer:
-    """Collects a body in memory and writes + hashes it in a worker thread, 256 KiB at a time
-    (every chunk, for a resumable transfer).
-
-    Keeps the event loop free of file-system calls and spreads hashing over the cores:
-    a small file costs a single thread hand-off (open, write, hash, verify, rename).
-    """
-
-    def __init__(self, tmp: Path, hasher: _Hasher, *, append: bool) -> None:
-        self.tmp = tmp
-        self.hasher = hasher
-        self._append = append
-        # A resumable transfer writes every chunk as it arrives, so what was received is on
-        # disk for a later Range resume even if the process is killed during a stall.
-        self.write_through = False
-        self._fh: BinaryIO | None = None
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-
-    @property
-    def total(self) -> int:
-        """Bytes of the file so far, prefix and unwritten buffer included."""
-        return self.hasher.size + self._pending_size
-
-    def add(self, chunk: bytes) -> bool:
-        """Buffer ``chunk``; True when a flush is due."""
-        self._pending.append(chunk)
-        self._pending_size += len(chunk)
-        return self.write_through or self._pending_size >= FLUSH_SIZE
-
-    def flush(self) -> None:
-        """Write and hash the buffer (in a worker thread)."""
-        if self._fh is None:
-            self.tmp.parent.mkdir(parents=True, exist_ok=True)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-            flags |= os.O_APPEND if self._append else os.O_TRUNC
-            # Unbuffered: what was flushed is in the file even if the process is killed.
-            self._fh = os.fdopen(os.open(self.tmp, flags, 0o644), "ab", buffering=0)
-        for chunk in self._pending:
-            self.hasher.update(chunk)
-            _write_all(self._fh, chunk)
-        self._pending, self._pending_size = [], 0
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-    def finish(self, req: FetchRequest, last_modified: str | None, meta_written: bool) -> None:
-        """Flush, verify, and rename into place (in a worker thread)."""
-        self.flush()
-        self.close()
-        if req.expected is not None:
-            check_digests(req.url, self.hasher, req.expected)
-        _keep_upstream_mtime(self.tmp, last_modified)
-        os.replace(self.tmp, req.dest)
-        if meta_written:
-            meta_path(self.tmp).unlink(missing_ok=True)
 
 
 class Fetcher:
@@ -410,7 +235,7 @@ class Fetcher:
                 if isinstance(exc, HTTPStatusError):
                     last_status = exc.status
                     retry_after = exc.retry_after
-                where = f" ({_origin(url)})" if several else ""
+                where = f" ({origin(url)})" if several else ""
                 causes.append(f"attempt {attempt}{where}: {exc.reason}")
                 failed_here[url] = failed_here.get(url, 0) + 1
                 if not exc.retryable:
@@ -429,7 +254,7 @@ class Fetcher:
                 # absent; another one that lacks it is penalised only if the primary has it
                 self._sources.release(url)
                 missing_at.append(url)
-                causes.append(f"attempt {attempt} ({_origin(url)}): not found")
+                causes.append(f"attempt {attempt} ({origin(url)}): not found")
                 failed_here[url] = failed_here.get(url, 0) + 1
                 excluded.add(url)
                 continue
@@ -492,10 +317,10 @@ class Fetcher:
         self.stats.requests += 1
         async with self._transport.get(req.url, headers) as resp:
             if resp.status in (404, 410) and req.optional:
-                _discard(tmp)
+                discard(tmp)
                 return FetchResult(req, Outcome.NOT_FOUND)
             if offset and resp.status == 416:
-                _discard(tmp)
+                discard(tmp)
                 raise FetchError(req.url, f"HTTP 416 for a resume at byte {offset}; restarting")
             if offset and resp.status == 206:
                 self._check_content_range(req, resp, offset, tmp)
@@ -506,19 +331,19 @@ class Fetcher:
                 raise HTTPStatusError(req.url, resp.status, retry_after=retry_after)
             limit = req.expected.size if req.expected is not None else req.max_size
             if resp.content_length is not None and offset + resp.content_length > limit:
-                _discard(tmp)
+                discard(tmp)
                 raise VerificationError(
                     req.url,
                     f"server announces {offset + resp.content_length} bytes, expected {limit}",
                 )
-            hasher = _Hasher(req.expected)
+            hasher = Hasher(req.expected)
             size = req.expected.size if req.expected is not None else resp.content_length
             self._emit(FileStarted(req.url, str(req.dest), size, offset))
-            writer = _Writer(tmp, hasher, append=offset > 0)
+            writer = BodyWriter(tmp, hasher, append=offset > 0)
             resumable = False
             try:
                 if offset:
-                    await asyncio.to_thread(_hash_prefix, tmp, offset, hasher)
+                    await asyncio.to_thread(hash_prefix, tmp, offset, hasher)
                     resumable = True
                     self.stats.resumed += 1
                     self.stats.resumed_bytes += offset
@@ -527,10 +352,12 @@ class Fetcher:
                 writer.write_through = resumable
                 await self._stream(resp.chunks(), writer, limit, req.url)
                 last_modified = resp.headers.get("Last-Modified")
-                await asyncio.to_thread(writer.finish, req, last_modified, resumable)
+                await asyncio.to_thread(
+                    writer.finish, req.url, req.expected, req.dest, last_modified, resumable
+                )
             except VerificationError:
                 writer.close()
-                _discard(tmp)
+                discard(tmp)
                 raise
             except BaseException:
                 # cut off mid-body (or interrupted): keep what we have for a Range resume
@@ -541,7 +368,7 @@ class Fetcher:
                         writer.flush()
                 writer.close()
                 if not resumable or hasher.size == 0:
-                    _discard(tmp)
+                    discard(tmp)
                 raise
         self.stats.files += 1
         self.stats.bytes += hasher.size - offset
@@ -567,12 +394,12 @@ class Fetcher:
             or int(match.group(1)) != offset
             or (match.group(3) != "*" and total is not None and int(match.group(3)) != total)
         ):
-            _discard(tmp)
+            discard(tmp)
             got = resp.headers.get("Content-Range")
             raise FetchError(req.url, f"bad Content-Range {got!r} for a resume at byte {offset}")
 
     async def _stream(
-        self, chunks: AsyncIterator[bytes], writer: _Writer, limit: int, url: str
+        self, chunks: AsyncIterator[bytes], writer: BodyWriter, limit: int, url: str
     ) -> None:
         self._streaming += 1
         try:
@@ -581,7 +408,7 @@ class Fetcher:
             self._streaming -= 1
 
     async def _stream_to(
-        self, chunks: AsyncIterator[bytes], writer: _Writer, limit: int, url: str
+        self, chunks: AsyncIterator[bytes], writer: BodyWriter, limit: int, url: str
     ) -> None:
         slow = self._slow
         window_start = self._clock()
@@ -626,25 +453,3 @@ def slow_floor(slow_rate: int, run_rate: float, streaming: int) -> float:
     (many transfers sharing a slow line) nothing is aborted; a transfer that lags far behind
     the others (a stuck connection, a slow server) is."""
     return min(float(slow_rate), run_rate / max(1, streaming) / 2.0)
-
-
-def _write_all(out: BinaryIO, data: bytes) -> None:
-    """An unbuffered write may be short: loop until every byte is in the file."""
-    view = memoryview(data)
-    while view:
-        written = out.write(view)
-        view = view[written or 0 :]
-
-
-def _hash_prefix(tmp: Path, size: int, hasher: _Hasher) -> None:
-    """Feed the first ``size`` bytes of ``tmp`` to ``hasher`` and cut anything after them."""
-    fd = os.open(tmp, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-    with os.fdopen(fd, "r+b") as fh:
-        left = size
-        while left > 0:
-            chunk = fh.read(min(1 << 20, left))
-            if not chunk:
-                raise FetchError(str(tmp), "partial file shrank while resuming")
-            hasher.update(chunk)
-            left -= len(chunk)
-        fh.truncate(size)

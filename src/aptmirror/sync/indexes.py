@@ -19,7 +19,8 @@ from aptmirror.debian.compression import decompressor_for
 from aptmirror.debian.paths import by_hash_path, split_compression
 from aptmirror.debian.selection import IndexFile, select_flat_indexes, select_indexes
 from aptmirror.errors import FetchError, FormatError
-from aptmirror.fetch.fetcher import FetchRequest, Outcome, partial_path
+from aptmirror.fetch.body import partial_path
+from aptmirror.fetch.fetcher import FetchRequest, Outcome
 from aptmirror.model import HASHLIB_NAMES, Checksums
 from aptmirror.storage.publish import link_or_copy
 from aptmirror.sync.context import RunContext

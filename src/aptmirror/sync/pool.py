@@ -77,7 +77,7 @@ def _records(kind: str, path: Path) -> Iterator[PoolFile]:
 
 
 def _compact(checksums: Checksums) -> Checksums:
-    """Size and the strongest hash: all the fetcher checks (see fetch.fetcher._Hasher)."""
+    """Size and the strongest hash: all the fetcher checks (see fetch.body.Hasher)."""
     strongest = checksums.strongest()
     return Checksums(checksums.size, (strongest,) if strongest is not None else ())
 

@@ -1,0 +1,173 @@
+"""Receiving one body into one file: hashing, buffered writes in worker threads, verification.
+
+The body goes to a hidden ``.NAME.aptmirror-partial`` beside the destination (with a
+``.meta`` sidecar when it can be resumed) and is renamed into place only when its size and
+strongest hash match. No network code here: :mod:`aptmirror.fetch.fetcher` drives it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+from aptmirror.errors import FetchError, VerificationError
+from aptmirror.model import HASHLIB_NAMES, Checksums
+from aptmirror.storage.atomic import PARTIAL_SUFFIX
+from aptmirror.storage.atomic import temp_path_for as partial_path
+
+META_SUFFIX = ".meta"  # sidecar of a partial file: the URL and validator to resume with
+
+__all__ = ["PARTIAL_SUFFIX", "BodyWriter", "Hasher", "check_digests", "partial_path"]
+
+
+def meta_path(partial: Path) -> Path:
+    """The sidecar of a partial file (kept by the cleaner, like the partial itself)."""
+    return partial.with_name(partial.name + META_SUFFIX)
+
+
+def discard(tmp: Path) -> None:
+    tmp.unlink(missing_ok=True)
+    meta_path(tmp).unlink(missing_ok=True)
+
+
+def _keep_upstream_mtime(path: Path, last_modified: str | None) -> None:
+    """Give the file upstream's modification time, as wget -N did.
+
+    The mirror's web server then answers apt's If-Modified-Since like upstream would; with
+    local download times two publications within one second could look unchanged.
+    """
+    if not last_modified:
+        return
+    try:
+        when = email.utils.parsedate_to_datetime(last_modified).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return
+    os.utime(path, (when, when))
+
+
+class Hasher:
+    """The strongest declared hash (SHA256 when nothing is declared), over every byte.
+
+    Only the strongest: a second, weaker hash (Debian declares MD5 beside SHA256) would add
+    no protection and cost more CPU than SHA256 itself (MD5 is slower on SHA-NI CPUs).
+    """
+
+    def __init__(self, expected: Checksums | None) -> None:
+        strongest = expected.strongest() if expected is not None else None
+        self.name = strongest[0] if strongest is not None else "SHA256"
+        self._hash = hashlib.new(HASHLIB_NAMES[self.name])
+        self.size = 0
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self._hash.update(chunk)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+    def sha256(self) -> str | None:
+        return self.hexdigest() if self.name == "SHA256" else None
+
+
+def check_digests(url: str, hasher: Hasher, expected: Checksums) -> None:
+    """Raise VerificationError unless size and the strongest declared hash match."""
+    if hasher.size != expected.size:
+        raise VerificationError(url, f"size {hasher.size} != expected {expected.size}")
+    digest = expected.get(hasher.name)
+    if digest is not None and hasher.hexdigest() != digest.lower():
+        raise VerificationError(url, f"{hasher.name} mismatch: got {hasher.hexdigest()}")
+
+
+FLUSH_SIZE = 256 * 1024  # bounds the memory of each transfer in flight
+
+
+class BodyWriter:
+    """Collects a body in memory and writes + hashes it in a worker thread, 256 KiB at a time
+    (every chunk, for a resumable transfer).
+
+    Keeps the event loop free of file-system calls and spreads hashing over the cores:
+    a small file costs a single thread hand-off (open, write, hash, verify, rename).
+    """
+
+    def __init__(self, tmp: Path, hasher: Hasher, *, append: bool) -> None:
+        self.tmp = tmp
+        self.hasher = hasher
+        self._append = append
+        # A resumable transfer writes every chunk as it arrives, so what was received is on
+        # disk for a later Range resume even if the process is killed during a stall.
+        self.write_through = False
+        self._fh: BinaryIO | None = None
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+
+    @property
+    def total(self) -> int:
+        """Bytes of the file so far, prefix and unwritten buffer included."""
+        return self.hasher.size + self._pending_size
+
+    def add(self, chunk: bytes) -> bool:
+        """Buffer ``chunk``; True when a flush is due."""
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        return self.write_through or self._pending_size >= FLUSH_SIZE
+
+    def flush(self) -> None:
+        """Write and hash the buffer (in a worker thread)."""
+        if self._fh is None:
+            self.tmp.parent.mkdir(parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            flags |= os.O_APPEND if self._append else os.O_TRUNC
+            # Unbuffered: what was flushed is in the file even if the process is killed.
+            self._fh = os.fdopen(os.open(self.tmp, flags, 0o644), "ab", buffering=0)
+        for chunk in self._pending:
+            self.hasher.update(chunk)
+            write_all(self._fh, chunk)
+        self._pending, self._pending_size = [], 0
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def finish(
+        self,
+        url: str,
+        expected: Checksums | None,
+        dest: Path,
+        last_modified: str | None,
+        meta_written: bool,
+    ) -> None:
+        """Flush, verify, and rename into place (in a worker thread)."""
+        self.flush()
+        self.close()
+        if expected is not None:
+            check_digests(url, self.hasher, expected)
+        _keep_upstream_mtime(self.tmp, last_modified)
+        os.replace(self.tmp, dest)
+        if meta_written:
+            meta_path(self.tmp).unlink(missing_ok=True)
+
+
+def write_all(out: BinaryIO, data: bytes) -> None:
+    """An unbuffered write may be short: loop until every byte is in the file."""
+    view = memoryview(data)
+    while view:
+        written = out.write(view)
+        view = view[written or 0 :]
+
+
+def hash_prefix(tmp: Path, size: int, hasher: Hasher) -> None:
+    """Feed the first ``size`` bytes of ``tmp`` to ``hasher`` and cut anything after them."""
+    fd = os.open(tmp, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "r+b") as fh:
+        left = size
+        while left > 0:
+            chunk = fh.read(min(1 << 20, left))
+            if not chunk:
+                raise FetchError(str(tmp), "partial file shrank while resuming")
+            hasher.update(chunk)
+            left -= len(chunk)
+        fh.truncate(size)
