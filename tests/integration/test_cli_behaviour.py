@@ -740,3 +740,25 @@ def test_dropping_a_suite_removes_its_snapshot_and_symlink(
     assert not os.path.lexists(dists / info.suite)
     assert not dists.exists() or not any(dists.iterdir())
     assert not (mirror_root(tmp_path, url) / "pool").exists()
+
+
+def test_symlinked_host_directory_keeps_the_published_suite(
+    tmp_path: Path, repo_key: TestKey, serve: ServeFn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host directory moved to another disk (a symlink above the repository) must not make
+    the live snapshot look unreferenced to the cleaner."""
+    info = make_repo(tmp_path, repo_key)
+    url = serve(info.root, path_prefix="debian").url
+    elsewhere = tmp_path / "disk2"
+    elsewhere.mkdir()
+    host = base_dir(tmp_path) / "mirror" / url_dir(url).split("/")[0]
+    host.parent.mkdir(parents=True)
+    host.symlink_to(elsewhere)
+    settings = {"_autoclean": "1", "wipe_size_ratio": "1", "wipe_count_ratio": "1"}
+    cfg = write_mirror_list(tmp_path, [*repo_lines(info, url), f"clean {url}"], settings=settings)
+    for _ in range(2):
+        result = run_cli(cfg, capsys)
+        assert result.code == 0, result.output
+        suite = mirror_root(tmp_path, url) / "dists" / info.suite
+        assert suite.is_symlink() and (suite / "InRelease").is_file()
+        assert "0.0 bytes in 0 files and 0 directories will be freed" in result.stdout

@@ -722,3 +722,42 @@ def test_release_changing_mid_run_publishes_one_consistent_state(scenario: Scena
 def strip_signature(inrelease: bytes) -> str:
     text = inrelease.decode()
     return text.split("\n\n", 1)[1].split("-----BEGIN PGP SIGNATURE-----")[0]
+
+
+# --------------------------------------------------------------------------- Release companions
+
+
+def test_release_from_an_older_generation_is_not_published(scenario: Scenario) -> None:
+    """Upstream changed between the InRelease and the Release fetch: InRelease decides, the
+    stale Release + Release.gpg are left out (they would contradict the published indexes)."""
+    sc = scenario
+    old_release = sc.info.release.read_bytes()
+    old_sig = sc.info.release_gpg.read_bytes()
+    sc.update()
+    sc.info.release.write_bytes(old_release)
+    sc.info.release_gpg.write_bytes(old_sig)
+    res = sc.run()
+    assert res.code == 0, res.output
+    assert "Release differs from InRelease" in res.output
+    suite = sc.mirror / "dists" / sc.info.suite
+    assert (suite / "InRelease").read_bytes() == sc.info.inrelease.read_bytes()
+    assert not (suite / "Release").exists() and not (suite / "Release.gpg").exists()
+
+
+def test_release_gpg_by_an_unknown_key_does_not_fail_a_verified_inrelease(
+    scenario: Scenario, fresh_key: TestKey
+) -> None:
+    sc = scenario
+    sc.update()
+    other = sc.tmp / "other-sig"
+    other.mkdir()
+    copy = other / "Release"
+    copy.write_bytes(sc.info.release.read_bytes())
+    sign_release(fresh_key, copy)
+    sc.info.release_gpg.write_bytes((other / "Release.gpg").read_bytes())
+    res = sc.run()
+    assert res.code == 0, res.output
+    assert "publishing InRelease only" in res.output
+    suite = sc.mirror / "dists" / sc.info.suite
+    assert (suite / "InRelease").read_bytes() == sc.info.inrelease.read_bytes()
+    assert not (suite / "Release.gpg").exists()

@@ -8,6 +8,8 @@ still-published older indexes may reference files the new ones dropped.
 
 from __future__ import annotations
 
+import os
+import posixpath
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,11 +41,13 @@ def _protected(
             if idx is not None:
                 files.update(f"{rel}/{name}" for name in idx.present)
             continue
+        # The live snapshot, by name (never resolved: a symlinked host directory above the
+        # repository must not turn the snapshot into "unreferenced").
         suite = ctx.mirror / rel
-        live = suite.resolve() if suite.is_symlink() else suite
-        try:
-            trees.append(live.relative_to(ctx.mirror.resolve()).as_posix())
-        except ValueError:
+        target = os.readlink(suite) if suite.is_symlink() else ""
+        if target and "/" not in target:
+            trees.append(posixpath.join(posixpath.dirname(rel), target))
+        else:
             trees.append(rel)
     return files, trees
 

@@ -9,7 +9,7 @@ with ``apt-mirror verify``, which re-checks the published Release files the same
 from __future__ import annotations
 
 import filecmp
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -51,6 +51,7 @@ class CheckedText:
     text: bytes
     fingerprint: str  # "" when the signature was not checked
     drop: frozenset[str] = frozenset()
+    warnings: tuple[str, ...] = ()
 
 
 async def _fetch_optional(ctx: RunContext, job: RepoJob, name: str, dest: Path) -> bool:
@@ -110,6 +111,16 @@ def verify_release_files(
             text, fingerprint = verified.content, verified.fingerprint
         else:
             text = strip_clearsign(data["InRelease"])
+    if "Release" in data and text is not None:
+        # InRelease decides. Release + Release.gpg are published beside it only when they
+        # carry the same text (upstream may have changed between the fetches) and, when
+        # checked, a valid signature (a stale or rotated-key Release.gpg is apt's problem no
+        # more than ours: apt reads InRelease first).
+        reason = _companion_problem(data, text, rings if check else None, job, what)
+        if reason is not None:
+            drop.update(name for name in ("Release", "Release.gpg") if name in data)
+            return CheckedText(text, fingerprint, frozenset(drop), (reason,))
+        return CheckedText(text, fingerprint, frozenset(drop))
     if "Release" in data:
         plain = data["Release"]
         if check and "Release.gpg" in data:
@@ -129,6 +140,26 @@ def verify_release_files(
     if text is None:
         raise FormatError(f"{what}: neither InRelease nor Release exists upstream")
     return CheckedText(text, fingerprint, frozenset(drop))
+
+
+def _companion_problem(
+    data: Mapping[str, bytes],
+    text: bytes,
+    rings: Sequence[KeySource] | None,
+    job: RepoJob,
+    what: str,
+) -> str | None:
+    """Why Release/Release.gpg must not be published beside a verified InRelease, or None."""
+    if data["Release"] != text:
+        return f"{what}: Release differs from InRelease (upstream changed mid-fetch); not published"
+    if rings is None or "Release.gpg" not in data:
+        return None  # the same text as the verified InRelease: harmless to publish
+    try:
+        detached = verify_detached(data["Release"], data["Release.gpg"], rings, f"{what} Release")
+        _check_pins(job, detached, f"{what} Release")
+    except SignatureError as exc:
+        return f"{exc}; publishing InRelease only"
+    return None
 
 
 def published_release(suite_dir: Path) -> Release | None:
@@ -177,7 +208,10 @@ async def fetch_release(ctx: RunContext, job: RepoJob) -> VerifiedRelease | None
             ctx.settings, job, {n: p.read_bytes() for n, p in staged.items()}
         )
         for name in checked.drop:
-            staged.pop(name).unlink()
+            if name in staged:
+                staged.pop(name).unlink()
+        for warning in checked.warnings:
+            ctx.warn(warning)
         try:
             release = parse_release(checked.text.decode("utf-8", errors="replace"))
         except FormatError as exc:
