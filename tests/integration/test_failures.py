@@ -761,3 +761,36 @@ def test_release_gpg_by_an_unknown_key_does_not_fail_a_verified_inrelease(
     suite = sc.mirror / "dists" / sc.info.suite
     assert (suite / "InRelease").read_bytes() == sc.info.inrelease.read_bytes()
     assert not (suite / "Release.gpg").exists()
+
+
+def test_disk_error_while_building_a_snapshot_fails_cleanly(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC while the new snapshot is built: exit 1 naming the problem, the old suite stays
+    published exactly, no half-built snapshot is left, and the next run succeeds."""
+    import aptmirror.storage.publish as publish
+
+    sc = scenario
+    before = tree_state(sc.published)
+    sc.update()
+    real = publish.link_or_copy
+    calls = {"n": 0}
+
+    def failing(src: Path, dest: Path) -> None:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError(28, "No space left on device")
+        real(src, dest)
+
+    monkeypatch.setattr(publish, "link_or_copy", failing)
+    res = sc.run()
+    assert_failed(res, "cannot build the new snapshot", "No space left on device")
+    assert_unchanged(sc, before)
+    dists = sc.mirror / "dists"
+    assert [p.name for p in dists.iterdir() if p.name.startswith(".")] == [
+        os.readlink(dists / sc.info.suite)
+    ]
+    monkeypatch.setattr(publish, "link_or_copy", real)
+    ok = sc.run()
+    assert ok.code == 0, ok.output
+    assert_published(sc)

@@ -228,6 +228,11 @@ class Fetcher:
             self._sources.begin(url)
             try:
                 result = await self._attempt(one)
+            except OSError as exc:  # the local disk (full, read-only), not the network
+                self._sources.release(url)
+                self.stats.failures += 1
+                reason = f"cannot write {req.dest}: {exc.strerror or exc}"
+                raise FetchError(req.url, reason, retryable=False) from exc
             except FetchError as exc:
                 self._sources.end(url, ok=False, bad_data=isinstance(exc, VerificationError))
                 retry_after = None

@@ -150,18 +150,50 @@ def _fresh_snapshot(parent: Path, name: str, stamp: str, live: Path) -> Path:
     return snapshot
 
 
-def publish_suite(suite_dir: Path, files: Mapping[str, Path], stamp: str) -> Published:
-    """Make ``suite_dir`` show exactly ``files`` (relpath -> verified source) atomically."""
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A complete snapshot built beside the live one, not visible yet (see :func:`swap`)."""
+
+    suite_dir: Path
+    snapshot: Path
+
+
+def prepare_suite(suite_dir: Path, files: Mapping[str, Path], stamp: str) -> Prepared | Published:
+    """Build the new snapshot of ``suite_dir`` (relpath -> verified source); nothing becomes
+    visible. Returns ``Published(False, …)`` when the live snapshot already has exactly
+    these files. On an error the half-built snapshot is removed and the error raised."""
     parent = suite_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
     live = suite_dir.resolve() if suite_dir.is_symlink() else suite_dir
     if _is_unchanged(live, files):
         return Published(False, live)
     snapshot = _fresh_snapshot(parent, suite_dir.name, stamp, live)
-    for rel, src in sorted(_previous_by_hash(live, files).items()):
-        link_or_copy(src, snapshot / rel)
-    for rel, src in sorted(files.items()):
-        link_or_copy(src, snapshot / rel)
+    try:
+        for rel, src in sorted(_previous_by_hash(live, files).items()):
+            link_or_copy(src, snapshot / rel)
+        for rel, src in sorted(files.items()):
+            link_or_copy(src, snapshot / rel)
+    except BaseException:
+        shutil.rmtree(snapshot, ignore_errors=True)
+        raise
+    return Prepared(suite_dir, snapshot)
+
+
+def discard(prepared: Prepared) -> None:
+    """Drop a snapshot that will not be published."""
+    shutil.rmtree(prepared.snapshot, ignore_errors=True)
+
+
+def publish_suite(suite_dir: Path, files: Mapping[str, Path], stamp: str) -> Published:
+    """Make ``suite_dir`` show exactly ``files`` (relpath -> verified source) atomically."""
+    prepared = prepare_suite(suite_dir, files, stamp)
+    return prepared if isinstance(prepared, Published) else swap(prepared)
+
+
+def swap(prepared: Prepared) -> Published:
+    """Make a prepared snapshot the live one with one atomic rename."""
+    suite_dir, snapshot = prepared.suite_dir, prepared.snapshot
+    parent = suite_dir.parent
     tmp_link = parent / f"{snapshot.name}.link"
     tmp_link.unlink(missing_ok=True)
     os.symlink(snapshot.name, tmp_link)

@@ -28,7 +28,15 @@ from aptmirror.observe.events import (
     SuitePublished,
     SuiteResult,
 )
-from aptmirror.storage.publish import Published, publish_flat, publish_suite, remove_obsolete
+from aptmirror.storage.publish import (
+    Prepared,
+    Published,
+    discard,
+    prepare_suite,
+    publish_flat,
+    remove_obsolete,
+    swap,
+)
 from aptmirror.storage.varfiles import VarFiles
 from aptmirror.sync.cleaning import run_clean
 from aptmirror.sync.context import RunContext
@@ -118,20 +126,44 @@ async def _stage(ctx: RunContext, name: str, count: int, work: Awaitable[T], siz
     return result
 
 
-def _publish(ctx: RunContext, indexes: list[SuiteIndexes]) -> tuple[int, list[Path]]:
+def _prepare(ctx: RunContext, indexes: list[SuiteIndexes]) -> dict[int, Prepared | Published]:
+    """Build every complete suite's new snapshot (nothing visible yet); by index position."""
+    prepared: dict[int, Prepared | Published] = {}
+    for i, idx in enumerate(indexes):
+        job = idx.verified.job
+        if ctx.failed(job) or job.is_flat:
+            continue
+        target = ctx.mirror / ctx.suite_rel(job)
+        try:
+            prepared[i] = prepare_suite(target, idx.present, ctx.stamp)
+        except OSError as exc:
+            ctx.fail(job, str(target), f"cannot build the new snapshot: {exc}")
+    return prepared
+
+
+def _publish(
+    ctx: RunContext, indexes: list[SuiteIndexes], prepared: dict[int, Prepared | Published]
+) -> tuple[int, list[Path]]:
+    """Swap in the prepared snapshots (flat repositories: replace their indexes)."""
     published = 0
     obsolete: list[Path] = []
-    for idx in indexes:
+    for i, idx in enumerate(indexes):
         job = idx.verified.job
+        ready = prepared.get(i)
         if ctx.failed(job):
+            if isinstance(ready, Prepared):
+                discard(ready)
             ctx.say(f"Not publishing {job.name}: it is incomplete (see errors below)")
             continue
         target = ctx.mirror / ctx.suite_rel(job)
-        if job.is_flat:
-            publish_flat(target, idx.present)
-        else:
-            result: Published = publish_suite(target, idx.present, ctx.stamp)
-            obsolete.extend(result.obsolete)
+        try:
+            if job.is_flat:
+                publish_flat(target, idx.present)
+            elif isinstance(ready, Prepared):
+                obsolete.extend(swap(ready).obsolete)
+        except OSError as exc:
+            ctx.fail(job, str(target), f"cannot publish: {exc}")
+            continue
         published += 1
         ctx.emit(SuitePublished(ctx.local_root(job), job.dist, ctx.suite_rel(job)))
     return published, obsolete
@@ -153,9 +185,12 @@ async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
             plan_suite(ctx, idx, plan, var)
     ctx.say(f"{format_size(plan.todo_bytes)} will be downloaded into archive.")
     await _stage(ctx, "archive", len(plan.todo), download_pool(ctx, plan), plan.todo_bytes)
-    commit_replacements(ctx, plan)
     ctx.emit(StageStarted("publish", len(indexes)))
-    published, obsolete = _publish(ctx, indexes)
+    # Build every snapshot first, then swap changed pool files in, then the snapshots: the
+    # window in which old indexes meet new bytes of a same-named pool file is only the swaps.
+    prepared = _prepare(ctx, indexes)
+    commit_replacements(ctx, plan)
+    published, obsolete = _publish(ctx, indexes, prepared)
     remove_obsolete(obsolete)
     ctx.emit(StageFinished("publish"))
     ctx.emit(StageStarted("clean"))
