@@ -142,3 +142,15 @@ def test_resolver_maps_upstream_urls_into_the_merged_tree() -> None:
     assert resolver.resolve("http://a/d/dists/stable/InRelease") == ("merged", "stable")
     assert resolver.resolve("http://b:81/e/pool/main/x.deb") == ("merged", "extra")
     assert resolver.resolve("http://c/z/pool/x.deb") is None
+
+
+def test_two_spellings_of_one_repository_are_refused() -> None:
+    """http and https (or with user:pass@) of one repository land in the same host/path and
+    would overwrite each other's dists/SUITE: refused with the second line named."""
+    text = (
+        "deb http://example.org/debian stable main\n"
+        "deb-src https://user:pw@example.org/debian stable main\n"
+    )
+    with pytest.raises(ConfigError, match="both publish dists/stable") as exc:
+        build_config([ConfigText("mirror.list", text)], "amd64")
+    assert exc.value.line == 2

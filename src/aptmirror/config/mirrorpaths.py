@@ -92,17 +92,14 @@ def mirror_path_overrides(
 def check_shared_suites(
     lines: Iterable[SourceLine], overrides: Mapping[str, str], tilde: bool
 ) -> None:
-    """Refuse two repositories that publish the same suite into one shared ``PATH``: they
-    would overwrite each other's ``dists/SUITE`` (ConfigError naming the second line)."""
-    if not overrides:
-        return
-    shared = set(overrides.values())
+    """Refuse two repositories that publish the same suite into one local tree: a shared
+    ``mirror_path``, or two spellings of one URL (``http``/``https``, with and without
+    ``user:pass@`` or ``:80``), which land in the same ``host/path``. They would overwrite
+    each other's ``dists/SUITE`` (ConfigError naming the second line)."""
     seen: dict[tuple[str, str], tuple[str, Location]] = {}
     for line in lines:
         uri = _with_slash(line.uri)
         root = overrides.get(uri) or sanitize_uri(uri, tilde)
-        if root not in shared:
-            continue
         flat = not line.components
         suite = line.dist.strip("/") if flat else f"dists/{line.dist.strip('/')}"
         first = seen.setdefault((root, suite), (uri, line.location))
@@ -111,7 +108,8 @@ def check_shared_suites(
             message = (
                 f"repositories {first[0]} ({first[1]}) and {uri} both publish {where} "
                 f"into mirror path {root!r}; they would overwrite each other's files "
-                "(give one of them another mirror_path)"
+                "(write both lines with the same URL, or give one of them another "
+                "mirror_path)"
             )
             raise ConfigError(message, line.location.path, line.location.line)
 
