@@ -794,3 +794,14 @@ def test_disk_error_while_building_a_snapshot_fails_cleanly(
     ok = sc.run()
     assert ok.code == 0, ok.output
     assert_published(sc)
+
+
+def test_optional_index_failing_is_reported(scenario: Scenario) -> None:
+    """A Translation file answering 403 is left out (it is optional) but not silently."""
+    sc = scenario
+    sc.update()
+    sc.up.add_fault("*/i18n/*", Fault("status", status=403))
+    res = sc.run()
+    assert res.code == 0, res.output
+    assert "not mirrored this run" in res.output and "HTTP 403" in res.output
+    assert "Translation-en" in res.output

@@ -111,16 +111,18 @@ def _previous_by_hash(live: Path, wanted: Mapping[str, Path]) -> dict[str, Path]
     if not live.is_dir():
         return {}
     files = _tree_files(live)
-    canonical = {
-        (st.st_dev, st.st_ino)
-        for rel, p in files.items()
-        if "/by-hash/" not in f"/{rel}" and (st := p.stat())
-    }
+    # Same file: the same inode (hard links), or — when skel and mirror are on different
+    # filesystems and everything was copied with its mtime — the same size and mtime.
+    canonical: set[tuple[int, int]] = set()
+    for rel, p in files.items():
+        if "/by-hash/" not in f"/{rel}":
+            st = p.stat()
+            canonical.update(((st.st_dev, st.st_ino), (st.st_size, st.st_mtime_ns)))
     carried: dict[str, Path] = {}
     for rel, p in files.items():
         if "/by-hash/" in f"/{rel}" and rel not in wanted:
             st = p.stat()
-            if (st.st_dev, st.st_ino) in canonical:
+            if (st.st_dev, st.st_ino) in canonical or (st.st_size, st.st_mtime_ns) in canonical:
                 carried[rel] = p
     return carried
 

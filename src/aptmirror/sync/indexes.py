@@ -27,6 +27,7 @@ from aptmirror.sync.context import RunContext
 from aptmirror.sync.release import VerifiedRelease
 
 READ_CHUNK = 1024 * 1024
+NOT_FOUND = ": not found upstream"
 PARSEABLE_KINDS = ("packages", "sources")
 
 
@@ -89,7 +90,7 @@ async def _fetch_one(
             req = FetchRequest(url, dest, item.checksums, optional=True, mirrors=mirrors)
             if (await ctx.fetcher.fetch(req)).outcome is Outcome.DOWNLOADED:
                 return True
-            why.append(f"{url}: not found upstream")
+            why.append(f"{url}{NOT_FOUND}")
         except FetchError as exc:
             last = exc
             why.append(f"{url}: {exc.reason}")
@@ -179,6 +180,10 @@ async def fetch_indexes(ctx: RunContext, sv: VerifiedRelease) -> SuiteIndexes:
             reasons = "; ".join(why) or "no variant listed"
             ctx.fail(sv.job, sv.job.url(base), f"required index not available: {reasons}")
             continue
+        errors = [w for w in why if not w.endswith(NOT_FOUND)]
+        if errors and len(got) < len(variants):  # a 404 is upstream's choice; this is not
+            missing = ", ".join(v.path for v in variants if v.path not in got)
+            ctx.warn(f"{sv.job.name}: not mirrored this run: {missing}: {'; '.join(errors)}")
         for rel, path in got.items():
             out.present[rel] = path
             out.present.update(_link_by_hash(sv, suite_skel, rel))
