@@ -48,6 +48,7 @@ from .conftest import (
     repo_lines,
     run_cli,
     sha256_file,
+    url_dir,
     write_mirror_list,
 )
 
@@ -805,3 +806,29 @@ def test_optional_index_failing_is_reported(scenario: Scenario) -> None:
     assert res.code == 0, res.output
     assert "not mirrored this run" in res.output and "HTTP 403" in res.output
     assert "Translation-en" in res.output
+
+
+def test_a_failing_repository_does_not_stop_cleaning_the_others(
+    tmp_path: Path, repo_key: TestKey, serve: ServeFn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Repository A fails (its InRelease is corrupted); B's obsolete files are still cleaned,
+    A's tree is not touched (its old indexes stay published and may need any file)."""
+    info_a = build_repo(tmp_path / "a", repo_key)
+    info_b = build_repo(tmp_path / "b", repo_key)
+    up_a, up_b = serve(info_a.root), serve(info_b.root)
+    lines = [*repo_lines(info_a, up_a.url), *repo_lines(info_b, up_b.url)]
+    lines += [f"clean {up_a.url}", f"clean {up_b.url}"]
+    settings = {"nthreads": "4", "_autoclean": "1", "wipe_size_ratio": "1", "wipe_count_ratio": "1"}
+    config = write_mirror_list(tmp_path, lines, settings=settings)
+    assert run_cli(config, capsys).code == 0
+    root_a, root_b = mirror_root(tmp_path, up_a.url), mirror_root(tmp_path, up_b.url)
+    before_a = tree_state(root_a)
+    old_b = info_b.package("epoch-tool", "amd64").filename
+    update_repo(info_a, repo_key, remove=["epoch-tool"])
+    update_repo(info_b, repo_key, remove=["epoch-tool"])
+    up_a.add_fault("*/InRelease", Fault("corrupt"))
+    up_a.add_fault("*/Release*", Fault("status", status=404))
+    res = run_cli(config, capsys)
+    assert_failed(res, f"Cleaning skipped for {url_dir(up_a.url)}")
+    assert tree_state(root_a) == before_a
+    assert not (root_b / old_b).exists()

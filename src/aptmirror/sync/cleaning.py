@@ -52,6 +52,25 @@ def _protected(
     return files, trees
 
 
+def _overlap(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _cleanable_roots(ctx: RunContext, clean: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(clean roots to clean, clean roots skipped). A root holding a repository with a failed
+    suite is skipped: that suite's old indexes stay published and may need any file there;
+    the other roots are still cleaned, so one suite that keeps failing does not stop clean-up
+    everywhere. A failure tied to no suite skips everything."""
+    if any(f.job is None for f in ctx.failures):
+        return [], list(clean)
+    failed = {ctx.local_root(f.job) for f in ctx.failures if f.job is not None}
+    keep: list[str] = []
+    skipped: list[str] = []
+    for root in clean:
+        (skipped if any(_overlap(root, r) for r in failed) else keep).append(root)
+    return keep, skipped
+
+
 def run_clean(
     ctx: RunContext,
     config: Config,
@@ -61,13 +80,15 @@ def run_clean(
 ) -> None:
     s = ctx.settings
     script = Path(s.cleanscript)
-    if ctx.failures:
+    roots, skipped = _cleanable_roots(ctx, config.clean)
+    for root in skipped:
+        ctx.say(f"Cleaning skipped for {root}: a suite there failed, its old indexes stay.")
+    if not roots and skipped:
         write_empty_clean_script(script)
-        ctx.say("Cleaning skipped: this run failed, so the old indexes stay published.")
         return
     extra, trees = _protected(ctx, jobs, indexes)
     try:
-        plan = plan_clean(ctx.mirror, config.clean, pool_keep | extra, trees, config.skip_clean)
+        plan = plan_clean(ctx.mirror, roots, pool_keep | extra, trees, config.skip_clean)
         check_wipe(plan, s.wipe_size_ratio, s.wipe_count_ratio)
     except (WipeProtectionError, StorageError) as exc:
         write_empty_clean_script(script)
