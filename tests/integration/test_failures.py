@@ -832,3 +832,23 @@ def test_a_failing_repository_does_not_stop_cleaning_the_others(
     assert_failed(res, f"Cleaning skipped for {url_dir(up_a.url)}")
     assert tree_state(root_a) == before_a
     assert not (root_b / old_b).exists()
+
+
+def test_leftovers_of_a_killed_publish_are_removed_by_the_next_one(scenario: Scenario) -> None:
+    """A half-built snapshot and a temporary link from a killed run go with the next publish;
+    a user's own file that merely starts like a snapshot name is left alone."""
+    sc = scenario
+    dists = sc.mirror / "dists"
+    suite = sc.info.suite
+    stale = dists / f".{suite}.20200101T000000"
+    (stale / "main").mkdir(parents=True)
+    (stale / "main" / "Packages").write_text("half built\n")
+    (dists / f".{suite}.20200101T000000.link").symlink_to(stale.name)
+    mine = dists / f".{suite}.my-notes"
+    mine.write_text("keep me\n")
+    sc.update()
+    res = sc.run()
+    assert res.code == 0, res.output
+    names = sorted(p.name for p in dists.iterdir())
+    assert names == sorted([f".{suite}.my-notes", os.readlink(dists / suite), suite])
+    assert_published(sc)

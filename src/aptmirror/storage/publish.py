@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -127,13 +128,33 @@ def _previous_by_hash(live: Path, wanted: Mapping[str, Path]) -> dict[str, Path]
     return carried
 
 
+def _ours(name: str, suite: str) -> bool:
+    """Is ``name`` something publish makes for ``suite``: ``.SUITE.<stamp>[-N]`` (+ ``.old``
+    or ``.link``)? Strict, so a user's file or another suite's snapshot never matches."""
+    return (
+        re.fullmatch(rf"\.{re.escape(suite)}\.\d{{8}}T\d{{6}}(-\d+)?(\.old|\.link)?", name)
+        is not None
+    )
+
+
 def _is_our_snapshot(target: Path, suite_dir: Path, new: Path) -> bool:
     """Only delete what we made: a user's own symlink target is never removed."""
     return (
-        target.parent == suite_dir.parent
-        and target.name.startswith(f".{suite_dir.name}.")
-        and target != new
+        target.parent == suite_dir.parent and _ours(target.name, suite_dir.name) and target != new
     )
+
+
+def _leftovers(suite_dir: Path, keep: set[Path]) -> list[Path]:
+    """Snapshots and temporary links of ``suite_dir`` left by an interrupted (killed) run."""
+    found: list[Path] = []
+    for sibling in suite_dir.parent.iterdir():
+        if sibling in keep or not _ours(sibling.name, suite_dir.name):
+            continue
+        if sibling.is_symlink():
+            sibling.unlink(missing_ok=True)
+        elif sibling.is_dir():
+            found.append(sibling)
+    return found
 
 
 def _fresh_snapshot(parent: Path, name: str, stamp: str, live: Path) -> Path:
@@ -210,6 +231,7 @@ def swap(prepared: Prepared) -> Published:
         old_dir = parent / f"{snapshot.name}.old"
         os.rename(tmp_link, old_dir)
         obsolete.append(old_dir)
+    obsolete.extend(_leftovers(suite_dir, {snapshot, *obsolete}))
     return Published(True, snapshot, tuple(obsolete))
 
 
