@@ -12,17 +12,13 @@ is the caller's job (remove what is corrupt, then run the normal pipeline).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from aptmirror.debian.compression import iter_decompressed
-from aptmirror.debian.packages import PoolFile, iter_binary_files, iter_source_files
 from aptmirror.debian.paths import by_hash_path, split_compression
 from aptmirror.debian.release import Release, parse_release
 from aptmirror.debian.selection import (
@@ -32,11 +28,11 @@ from aptmirror.debian.selection import (
     select_indexes,
 )
 from aptmirror.errors import FormatError, SignatureError
-from aptmirror.model import HASHLIB_NAMES, Checksums, Config
+from aptmirror.fetch.body import file_digest
+from aptmirror.model import Checksums, Config
 from aptmirror.sync.jobs import RepoJob, group_jobs, local_root, suite_rel
+from aptmirror.sync.pool import pool_records
 from aptmirror.sync.release import RELEASE_FILES, gpg_check_enabled, verify_release_files
-
-READ_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,24 +102,8 @@ def file_problem(path: Path, expected: Checksums) -> str | None:
     if choice is None:
         return None
     name, digest = choice
-    h = hashlib.new(HASHLIB_NAMES[name])
-    with path.open("rb") as fh:
-        while chunk := fh.read(READ_CHUNK):
-            h.update(chunk)
-    if h.hexdigest() != digest:
-        return f"{name} mismatch: got {h.hexdigest()}"
-    return None
-
-
-def _chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as fh:
-        while chunk := fh.read(READ_CHUNK):
-            yield chunk
-
-
-def _records(kind: str, path: Path) -> Iterator[PoolFile]:
-    lines = iter_decompressed(_chunks(path), split_compression(path.name)[1])
-    return iter_binary_files(lines) if kind == "packages" else iter_source_files(lines)
+    got = file_digest(path, name)
+    return None if got == digest else f"{name} mismatch: got {got}"
 
 
 @dataclass(slots=True)
@@ -220,7 +200,7 @@ class _Auditor:
         root = local_root(job, self.config.settings.tilde)
         for kind, path in parseable:
             try:
-                for pf in _records(kind, path):
+                for pf in pool_records(kind, path):
                     self.pool.setdefault(f"{root}/{pf.path}", pf.checksums)
             except FormatError as exc:
                 self.report.errors.append(Problem(f"{rel}/{path.name}", str(exc)))

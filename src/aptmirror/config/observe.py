@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from aptmirror.config.values import parse_on_off
 from aptmirror.errors import ConfigError
 from aptmirror.model import Config
 
@@ -51,15 +52,6 @@ class ObserveSettings:
     health_runs: int = 10  # recent runs the error rate and speed are taken over
     progress_interval: float = 30.0  # seconds between plain progress lines (no terminal)
     progress: Literal["auto", "rich", "plain", "off"] = "auto"
-
-
-def _on_off(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("on", "yes", "1", "true"):
-        return True
-    if lowered in ("off", "no", "0", "false", ""):
-        return False
-    raise ValueError(value)
 
 
 def _size(value: str) -> int:
@@ -118,11 +110,11 @@ def observe_settings(config: Config) -> ObserveSettings:
         log_file=values["log_file"].strip(),
         log_max_bytes=read("log_max_bytes", _size, "expected a size such as 10m"),
         log_backup_count=read("log_backup_count", _count, "expected an integer >= 0"),
-        log_journal=read("log_journal", _on_off, "expected on or off"),
-        log_per_repository=read("log_per_repository", _on_off, "expected on or off"),
+        log_journal=read("log_journal", parse_on_off, "expected on or off"),
+        log_per_repository=read("log_per_repository", parse_on_off, "expected on or off"),
         metrics_textfile=values["metrics_textfile"].strip(),
         metrics_interval=read("metrics_interval", _non_negative, "expected seconds >= 0"),
-        state_db=read("state_db", _on_off, "expected on or off"),
+        state_db=read("state_db", parse_on_off, "expected on or off"),
         health_warning_age=warning,
         health_critical_age=critical,
         health_runs=max(1, read("health_runs", _count, "expected an integer >= 1")),

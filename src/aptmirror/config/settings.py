@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Literal, TypeVar
 
 from aptmirror.config.observe import OBSERVE_DEFAULTS
+from aptmirror.config.values import parse_on_off
 from aptmirror.errors import ConfigError
 from aptmirror.model import ConfigWarning, Location, Settings
 
@@ -213,15 +214,6 @@ def _positive_seconds(value: str) -> float:
     return number
 
 
-def _on_off(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("on", "yes", "1", "true"):
-        return True
-    if lowered in ("off", "no", "0", "false", ""):
-        return False
-    raise ValueError(value)
-
-
 def _rate(value: str) -> int:
     return parse_limit_rate(value) or 0
 
@@ -281,20 +273,20 @@ def build_settings(
         valid_until_tolerance=read.typed(
             "valid_until_tolerance", _seconds, "expected a number of seconds >= 0"
         ),
-        verify_checksums=read.typed("verify_checksums", _on_off, ON_OFF),
+        verify_checksums=read.typed("verify_checksums", parse_on_off, ON_OFF),
         retry_attempts=read.typed("retry_attempts", _int_at_least(1), "expected an integer >= 1"),
         retry_delay=read.typed("retry_delay", _seconds, "expected seconds >= 0"),
-        resume_partial_downloads=read.typed("resume_partial_downloads", _on_off, ON_OFF),
+        resume_partial_downloads=read.typed("resume_partial_downloads", parse_on_off, ON_OFF),
         resume_min_size=read.typed("resume_min_size", _rate, "expected e.g. 0, 512k, 1m"),
         connect_timeout=read.typed("connect_timeout", _positive_seconds, "expected seconds > 0"),
         read_timeout=read.typed("read_timeout", _positive_seconds, "expected seconds > 0"),
-        slow_rate_protection=read.typed("slow_rate_protection", _on_off, ON_OFF),
+        slow_rate_protection=read.typed("slow_rate_protection", parse_on_off, ON_OFF),
         slow_rate_startup=read.typed("slow_rate_startup", _positive_seconds, "expected > 0"),
         slow_rate=read.typed("slow_rate", _rate, "expected e.g. 500, 100k, 2m"),
         max_connections_per_host=read.typed(
             "max_connections_per_host", _int_at_least(0), "expected an integer >= 0"
         ),
         etc_netrc=read.text("etc_netrc"),
-        https_only=read.typed("https_only", _on_off, ON_OFF),
+        https_only=read.typed("https_only", parse_on_off, ON_OFF),
     )
     return settings, read.warnings

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -159,13 +160,31 @@ def write_all(out: BinaryIO, data: bytes) -> None:
         view = view[written or 0 :]
 
 
+READ_CHUNK = 1 << 20
+
+
+def read_chunks(path: Path) -> Iterator[bytes]:
+    """A local file in 1 MiB chunks."""
+    with path.open("rb") as fh:
+        while chunk := fh.read(READ_CHUNK):
+            yield chunk
+
+
+def file_digest(path: Path, hash_name: str) -> str:
+    """Hex digest of a local file with a Release hash name (``SHA256``, ``MD5Sum`` …)."""
+    h = hashlib.new(HASHLIB_NAMES[hash_name])
+    for chunk in read_chunks(path):
+        h.update(chunk)
+    return h.hexdigest()
+
+
 def hash_prefix(tmp: Path, size: int, hasher: Hasher) -> None:
     """Feed the first ``size`` bytes of ``tmp`` to ``hasher`` and cut anything after them."""
     fd = os.open(tmp, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd, "r+b") as fh:
         left = size
         while left > 0:
-            chunk = fh.read(min(1 << 20, left))
+            chunk = fh.read(min(READ_CHUNK, left))
             if not chunk:
                 raise FetchError(str(tmp), "partial file shrank while resuming")
             hasher.update(chunk)

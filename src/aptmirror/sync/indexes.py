@@ -10,7 +10,6 @@ the Release (Debian lists but does not serve uncompressed ``Packages``).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +18,13 @@ from aptmirror.debian.compression import decompressor_for
 from aptmirror.debian.paths import by_hash_path, split_compression
 from aptmirror.debian.selection import IndexFile, select_flat_indexes, select_indexes
 from aptmirror.errors import FetchError, FormatError
-from aptmirror.fetch.body import partial_path
+from aptmirror.fetch.body import file_digest, partial_path, read_chunks
 from aptmirror.fetch.fetcher import FetchRequest, Outcome
-from aptmirror.model import HASHLIB_NAMES, Checksums
+from aptmirror.model import Checksums
 from aptmirror.storage.publish import link_or_copy
 from aptmirror.sync.context import RunContext
 from aptmirror.sync.release import VerifiedRelease
 
-READ_CHUNK = 1024 * 1024
 NOT_FOUND = ": not found upstream"
 PARSEABLE_KINDS = ("packages", "sources")
 
@@ -51,11 +49,7 @@ def file_matches(path: Path, expected: Checksums) -> bool:
     if strongest is None:
         return True
     name, digest = strongest
-    h = hashlib.new(HASHLIB_NAMES[name])
-    with path.open("rb") as fh:
-        while chunk := fh.read(READ_CHUNK):
-            h.update(chunk)
-    return h.hexdigest() == digest
+    return file_digest(path, name) == digest
 
 
 def select_for(sv: VerifiedRelease, ctx: RunContext) -> list[IndexFile]:
@@ -105,8 +99,8 @@ def _decompress_to(src: Path, dest: Path, expected: Checksums) -> bool:
     dec = decompressor_for(ext)
     tmp = partial_path(dest)
     try:
-        with src.open("rb") as fin, tmp.open("wb") as fout:
-            while chunk := fin.read(READ_CHUNK):
+        with tmp.open("wb") as fout:
+            for chunk in read_chunks(src):
                 fout.write(dec.feed(chunk))
             fout.write(dec.finish())
     except (FormatError, OSError):

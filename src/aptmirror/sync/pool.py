@@ -22,11 +22,12 @@ from aptmirror.debian.compression import iter_decompressed
 from aptmirror.debian.packages import PoolFile, iter_binary_files, iter_source_files
 from aptmirror.debian.paths import split_compression
 from aptmirror.errors import FetchError, FormatError
+from aptmirror.fetch.body import read_chunks
 from aptmirror.fetch.fetcher import FetchRequest
 from aptmirror.model import Checksums
 from aptmirror.storage.varfiles import VarFiles
 from aptmirror.sync.context import RunContext
-from aptmirror.sync.indexes import READ_CHUNK, SuiteIndexes
+from aptmirror.sync.indexes import SuiteIndexes
 from aptmirror.sync.jobs import RepoJob
 
 REPLACEMENT_SUFFIX = ".aptmirror-new"
@@ -65,14 +66,9 @@ class PoolPlan:
         return sum(d.checksums.size for d in self.todo.values())
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as fh:
-        while chunk := fh.read(READ_CHUNK):
-            yield chunk
-
-
-def _records(kind: str, path: Path) -> Iterator[PoolFile]:
-    lines = iter_decompressed(_chunks(path), split_compression(path.name)[1])
+def pool_records(kind: str, path: Path) -> Iterator[PoolFile]:
+    """The pool files named by a local ``Packages``/``Sources`` file (any compression)."""
+    lines = iter_decompressed(read_chunks(path), split_compression(path.name)[1])
     return iter_binary_files(lines) if kind == "packages" else iter_source_files(lines)
 
 
@@ -114,7 +110,7 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
     guard = ctx.guard(job)
     for kind, path in idx.parseable:
         try:
-            for pf in _records(kind, path):
+            for pf in pool_records(kind, path):
                 rel = f"{root}/{pf.path}"
                 plan.parsed += 1
                 var.add_pool_file(
