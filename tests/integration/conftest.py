@@ -27,6 +27,8 @@ change.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import os
 import subprocess
@@ -38,6 +40,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from aptmirror.fetch.fetcher import Fetcher
 from aptmirror.testing import RepoInfo, TestKey, ThreadedUpstream, build_repo, make_key
 
 # --------------------------------------------------------------------------- repositories
@@ -266,3 +269,32 @@ def tree_snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
 def request_paths(upstream: ThreadedUpstream, method: str | None = "GET") -> list[str]:
     """Paths of the logged requests (``method`` only; ``None`` = all), in order."""
     return [r.path for r in upstream.requests if method is None or r.method == method]
+
+
+async def _short_sleep(seconds: float) -> None:
+    """Retry backoff (and Retry-After) without the wait: the attempts still happen."""
+    await asyncio.sleep(min(seconds, 0.001))
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs keep the production number of attempts, with ~no backoff sleep between them.
+
+    Use with ``pytestmark = pytest.mark.usefixtures("fast_retries")``."""
+    monkeypatch.setattr(
+        "aptmirror.sync.run.Fetcher", functools.partial(Fetcher, sleep=_short_sleep)
+    )
+
+
+def release_sha256(text: str) -> dict[str, tuple[int, str]]:
+    """``name -> (size, sha256)`` from the SHA256 field of a Release/InRelease text."""
+    out: dict[str, tuple[int, str]] = {}
+    in_field = False
+    for line in text.splitlines():
+        if line.startswith((" ", "\t")):
+            if in_field:
+                digest, size, name = line.split()
+                out[name] = (int(size), digest)
+        else:
+            in_field = line.startswith("SHA256:")
+    return out

@@ -24,7 +24,6 @@ Loops are bounded in count and time.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import http.client
 import http.server
@@ -38,7 +37,6 @@ from pathlib import Path
 
 import pytest
 
-from aptmirror.fetch.fetcher import Fetcher
 from aptmirror.testing import AptClient, AptError, Fault, RepoInfo, TestKey, update_repo
 
 from .conftest import (
@@ -46,6 +44,7 @@ from .conftest import (
     base_dir,
     make_repo,
     mirror_root,
+    release_sha256,
     repo_lines,
     run_cli,
     url_dir,
@@ -63,14 +62,7 @@ ROUNDS = (
 APT_FAILURES = ("Hash Sum mismatch", "File has unexpected size", "Failed to fetch")
 
 
-async def _short_sleep(seconds: float) -> None:
-    """Retry backoff (and Retry-After) without the wait: the attempts still happen."""
-    await asyncio.sleep(min(seconds, 0.001))
-
-
-@pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("aptmirror.sync.run.Fetcher", partial(Fetcher, sleep=_short_sleep))
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 # --------------------------------------------------------------------------- mirror server
@@ -103,20 +95,6 @@ def mirror_server(tmp_path: Path) -> Iterator[str]:
 
 
 # --------------------------------------------------------------------------- parsing
-
-
-def release_sha256(text: str) -> dict[str, tuple[int, str]]:
-    """``name -> (size, sha256)`` from the SHA256 field of a Release/InRelease text."""
-    out: dict[str, tuple[int, str]] = {}
-    in_field = False
-    for line in text.splitlines():
-        if line.startswith((" ", "\t")):
-            if in_field:
-                digest, size, name = line.split()
-                out[name] = (int(size), digest)
-        else:
-            in_field = line.startswith("SHA256:")
-    return out
 
 
 def pool_refs(text: str) -> dict[str, int]:

@@ -9,14 +9,12 @@ is a *verified* new pool file (pool files are fetched before publication, as ftp
 no published index refers to them yet). Then the fault is cleared and a third run succeeds
 and publishes the new state.
 
-Retries keep their real count but a near-zero backoff (see ``_fast_retries``) so the tests
-stay fast.
+Retries keep their real count but a near-zero backoff (the ``fast_retries`` fixture) so
+the tests stay fast.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import gzip
 import hashlib
 import lzma
@@ -29,7 +27,6 @@ from pathlib import Path
 
 import pytest
 
-from aptmirror.fetch.fetcher import Fetcher
 from aptmirror.testing import (
     Fault,
     RepoInfo,
@@ -45,6 +42,7 @@ from .conftest import (
     ServeFn,
     base_dir,
     mirror_root,
+    release_sha256,
     repo_lines,
     run_cli,
     sha256_file,
@@ -55,17 +53,7 @@ from .conftest import (
 # --------------------------------------------------------------------------- fixtures
 
 
-async def _short_sleep(seconds: float) -> None:
-    """Retry backoff (and Retry-After) without the wait: the attempts still happen."""
-    await asyncio.sleep(min(seconds, 0.001))
-
-
-@pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Same number of attempts as production, ~no backoff sleep between them."""
-    monkeypatch.setattr(
-        "aptmirror.sync.run.Fetcher", functools.partial(Fetcher, sleep=_short_sleep)
-    )
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 # Every binary of two source packages, so the old source versions vanish whole (bumping only
@@ -163,20 +151,6 @@ def assert_unchanged(sc: Scenario, before: dict[str, Entry]) -> None:
             continue  # a cut-off transfer kept for a Range resume (never a final name)
         assert kind == "f" and inner in new_pool, f"unexpected new entry {rel} ({kind})"
         assert value == new_pool[inner], f"unverified pool file published: {rel}"
-
-
-def release_sha256(text: str) -> dict[str, tuple[int, str]]:
-    """``name -> (size, sha256)`` from the SHA256 field of a Release (or InRelease) text."""
-    out: dict[str, tuple[int, str]] = {}
-    in_field = False
-    for line in text.splitlines():
-        if line.startswith((" ", "\t")):
-            if in_field:
-                digest, size, name = line.split()
-                out[name] = (int(size), digest)
-        else:
-            in_field = line.startswith("SHA256:")
-    return out
 
 
 def assert_published(sc: Scenario) -> None:

@@ -8,8 +8,6 @@ and publishes nothing.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import os
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -17,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from aptmirror.fetch.fetcher import Fetcher
 from aptmirror.testing import Fault, RepoInfo, TestKey, build_repo, update_repo
 
 from .conftest import (
@@ -31,17 +28,7 @@ from .conftest import (
     write_mirror_list,
 )
 
-
-async def _short_sleep(seconds: float) -> None:
-    await asyncio.sleep(min(seconds, 0.001))
-
-
-@pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Same attempts as production, ~no backoff sleep."""
-    monkeypatch.setattr(
-        "aptmirror.sync.run.Fetcher", functools.partial(Fetcher, sleep=_short_sleep)
-    )
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 SMALL = {"arches": ("amd64",), "components": ("main",), "contents": False, "dep11": False}
