@@ -235,6 +235,25 @@ async def test_small_file_cut_off_is_resumed_in_the_same_run(
     assert not partial_path(dest).exists() and not meta_path(partial_path(dest)).exists()
 
 
+async def test_fresh_request_skips_the_partial_file_only_on_its_first_attempt(
+    up: FakeUpstream, make: Make, tmp_path: Path
+) -> None:
+    """``fresh``: the planner saw no directory, so no partial file is looked for up front;
+    one the first attempt leaves behind is still resumed by the retry."""
+    dest = tmp_path / "pool/big.deb"
+    tmp = partial_path(dest)
+    tmp.parent.mkdir(parents=True)
+    tmp.write_bytes(BODY[:1000])  # would be resumed without ``fresh``
+    meta_path(tmp).write_text(json.dumps({"url": f"{up.url}pool/big.deb", "validator": "x"}))
+    up.add_fault("/pool/big.deb", Fault("reset", after_bytes=600_000, times=1))
+    f = make()
+    await f.fetch(req(up, dest, fresh=True))
+    assert dest.read_bytes() == BODY
+    (s1, r1), (s2, r2) = gets(up)
+    assert (s1, r1, s2) == (200, None, 206)  # no Range on the first attempt
+    assert 1000 < _range_start(r2) <= 600_000  # the retry continued what attempt 1 wrote
+
+
 async def test_reset_mid_body_resumes_with_range(
     up: FakeUpstream, make: Make, tmp_path: Path
 ) -> None:

@@ -105,3 +105,28 @@ def test_journal_gets_structured_fields(tmp_path: Path, monkeypatch: pytest.Monk
     done = next(r for r in records if r.getMessage().startswith("downloaded"))
     assert done.URL == "http://h/debian/pool/a.deb"  # type: ignore[attr-defined]
     assert done.RUN_ID == "run-1" and done.REPOSITORY == "h/debian"  # type: ignore[attr-defined]
+
+
+def test_per_repository_file_flushes_errors_at_once_and_the_rest_on_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One ``downloaded`` line per file is buffered (a first mirror writes thousands);
+    a warning or error reaches the file at once, everything by the end of the run."""
+    monkeypatch.setattr("aptmirror.observe.logs.time.monotonic", lambda: 100.0)  # no 1 s tick
+    opts = ObserveSettings(log_per_repository=True)
+    logger, handlers = build_logger(opts, tmp_path, [].append)
+    sub = LogSubscriber(logger)
+    sub(RunStarted("run-1", SUITES))
+    log = tmp_path / "h_debian.log"
+    for i in range(50):
+        sub(FileDone(f"http://h/debian/pool/{i}.deb", f"/m/{i}.deb", 10, 10, "ab", 1))
+    lines_before = log.read_text().count("downloaded") if log.exists() else 0
+    assert lines_before < 50  # buffered, not flushed per line
+    sub(FileFailed("http://h/debian/pool/b.deb", "HTTP 503", 1, 503, final=False))
+    text = log.read_text()
+    assert "retrying http://h/debian/pool/b.deb" in text and text.count("downloaded") == 50
+    sub(FileDone("http://h/debian/pool/last.deb", "/m/last.deb", 10, 10, "ab", 1))
+    for handler in handlers:
+        logger.removeHandler(handler)
+        handler.close()
+    assert log.read_text().count("downloaded") == 51

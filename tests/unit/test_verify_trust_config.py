@@ -98,6 +98,18 @@ def test_symlink_below_the_root_is_refused(tmp_path: Path) -> None:
     DirGuard(root).check(root / "pool" / "contrib" / "h" / "hello.deb")  # not yet existing: ok
 
 
+def test_guard_tells_whether_the_directory_exists(tmp_path: Path) -> None:
+    """The planner skips looking for files (and partial files) in a directory not there."""
+    root = tmp_path / "debian"
+    (root / "pool" / "main" / "h").mkdir(parents=True)
+    guard = DirGuard(root)
+    assert guard.check(root / "pool" / "main" / "h" / "hello.deb") is True
+    assert guard.check(root / "pool" / "main" / "n" / "new.deb") is False
+    assert guard.check(root / "pool" / "contrib" / "x" / "deep" / "x.deb") is False
+    assert guard.check(root / "pool" / "contrib" / "x" / "deep" / "y.deb") is False  # cached
+    assert guard.check(root / "top.deb") is True
+
+
 def test_symlink_at_the_root_is_the_admins_choice(tmp_path: Path) -> None:
     disk = tmp_path / "disk2"
     (disk / "pool").mkdir(parents=True)

@@ -93,7 +93,9 @@ class BodyWriter:
     a small file costs a single thread hand-off (open, write, hash, verify, rename).
     """
 
-    def __init__(self, tmp: Path, hasher: Hasher, *, append: bool) -> None:
+    def __init__(
+        self, tmp: Path, hasher: Hasher, *, append: bool, made_dirs: set[str] | None = None
+    ) -> None:
         self.tmp = tmp
         self.hasher = hasher
         self._append = append
@@ -103,6 +105,9 @@ class BodyWriter:
         self._fh: BinaryIO | None = None
         self._pending: list[bytes] = []
         self._pending_size = 0
+        # directories known to exist (shared by the transfers of a run): one mkdir per
+        # directory instead of one per file
+        self._made_dirs = made_dirs if made_dirs is not None else set()
 
     @property
     def total(self) -> int:
@@ -118,15 +123,26 @@ class BodyWriter:
     def flush(self) -> None:
         """Write and hash the buffer (in a worker thread)."""
         if self._fh is None:
-            self.tmp.parent.mkdir(parents=True, exist_ok=True)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-            flags |= os.O_APPEND if self._append else os.O_TRUNC
-            # Unbuffered: what was flushed is in the file even if the process is killed.
-            self._fh = os.fdopen(os.open(self.tmp, flags, 0o644), "ab", buffering=0)
+            self._fh = self._open()
         for chunk in self._pending:
             self.hasher.update(chunk)
             write_all(self._fh, chunk)
         self._pending, self._pending_size = [], 0
+
+    def _open(self) -> BinaryIO:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        flags |= os.O_APPEND if self._append else os.O_TRUNC
+        parent = os.path.dirname(self.tmp)
+        if parent not in self._made_dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._made_dirs.add(parent)
+        try:
+            fd = os.open(self.tmp, flags, 0o644)
+        except FileNotFoundError:  # removed since it was made: make it again
+            os.makedirs(parent, exist_ok=True)
+            fd = os.open(self.tmp, flags, 0o644)
+        # Unbuffered: what was flushed is in the file even if the process is killed.
+        return os.fdopen(fd, "ab", buffering=0)
 
     def close(self) -> None:
         if self._fh is not None:

@@ -89,6 +89,9 @@ class FetchRequest:
     # the same file on other upstream sources of the repository (checked against the same
     # ``expected``); attempts are spread over all of them, see Fetcher.fetch
     mirrors: tuple[str, ...] = ()
+    # the caller knows no partial file of ``dest`` exists (its directory was missing): the
+    # first attempt skips looking for one
+    fresh: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +189,7 @@ class Fetcher:
         self._sources = SourceBalancer()
         self._received = 0  # body bytes received by every transfer (slow-rate fair share)
         self._streaming = 0  # transfers receiving a body right now
+        self._made_dirs: set[str] = set()  # directories this fetcher made or found
         self.stats = FetchStats()
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
@@ -221,6 +225,8 @@ class Fetcher:
             url = self._sources.pick(live) if several else req.url
             if attempt > 1:
                 self.stats.retries += 1
+                if req.fresh:  # the failed attempt may have left a partial file
+                    req = dataclasses.replace(req, fresh=False)
             if failed_here.get(url):  # another source that has not failed yet needs no wait
                 await self._sleep(self.backoff(failed_here[url], retry_after))
             one = dataclasses.replace(req, url=url, mirrors=()) if several else req
@@ -279,7 +285,7 @@ class Fetcher:
 
     def _resume_point(self, req: FetchRequest, tmp: Path) -> tuple[int, str | None]:
         """(bytes already in the partial file, validator) when it can be continued."""
-        if not self._resume or req.expected is None:
+        if not self._resume or req.expected is None or req.fresh:
             return 0, None
         try:
             size = os.stat(tmp, follow_symlinks=False).st_size
@@ -344,7 +350,7 @@ class Fetcher:
             hasher = Hasher(req.expected)
             size = req.expected.size if req.expected is not None else resp.content_length
             self._emit(FileStarted(req.url, str(req.dest), size, offset))
-            writer = BodyWriter(tmp, hasher, append=offset > 0)
+            writer = BodyWriter(tmp, hasher, append=offset > 0, made_dirs=self._made_dirs)
             resumable = False
             try:
                 if offset:

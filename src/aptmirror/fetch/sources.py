@@ -9,10 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+_ORIGINS: dict[str, str] = {}  # scheme://netloc -> origin (a run sees a handful)
+
 
 def origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+    """``scheme://host[:port]`` of ``url`` (credentials left out)."""
+    end = url.find("/", url.find("://") + 3)
+    netloc = url if end < 0 else url[:end]
+    found = _ORIGINS.get(netloc)
+    if found is None:
+        parts = urlsplit(netloc)
+        found = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+        if len(_ORIGINS) < 1024:
+            _ORIGINS[netloc] = found
+    return found
 
 
 @dataclass(slots=True)

@@ -38,8 +38,19 @@ class RepoResolver:
             if suite not in entry[1]:
                 entry[1].append(suite)
         self._keys = sorted(self._upstream, key=len, reverse=True)
+        # directory of a URL -> its answer: every file of a directory resolves alike, and
+        # the run asks once per downloaded file
+        self._by_dir: dict[str, tuple[str, str] | None] = {}
 
     def resolve(self, url: str) -> tuple[str, str] | None:
+        directory = url.rpartition("/")[0]
+        try:
+            return self._by_dir[directory]
+        except KeyError:
+            found = self._by_dir[directory] = self._resolve(url)
+            return found
+
+    def _resolve(self, url: str) -> tuple[str, str] | None:
         try:
             local = sanitize_uri(url, self._tilde)
         except ConfigError:

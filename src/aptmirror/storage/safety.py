@@ -50,10 +50,15 @@ class DirGuard:
         self.root = root
         self._root = os.fspath(root).rstrip(os.sep)
         self._ok: set[str] = {self._root}
+        self._missing: set[str] = set()  # checked and absent (so is everything below them)
 
-    def check(self, dest: Path | str) -> None:
-        """Raise UnsafePathError when the directory of ``dest`` resolves outside the root."""
-        self._check_dir(os.path.dirname(os.fspath(dest)))
+    def check(self, dest: Path | str) -> bool:
+        """Raise UnsafePathError when the directory of ``dest`` resolves outside the root;
+        else tell whether that directory existed when first checked (False: nothing can be
+        in it yet, so the caller may skip looking for ``dest`` or its partial file)."""
+        directory = os.path.dirname(os.fspath(dest))
+        self._check_dir(directory)
+        return directory not in self._missing
 
     def _check_dir(self, directory: str) -> None:
         if directory in self._ok:
@@ -61,11 +66,16 @@ class DirGuard:
         if not directory.startswith(self._root + os.sep):
             ensure_inside(directory, self.root)
         else:
-            self._check_dir(os.path.dirname(directory))
-            try:
-                is_link = stat.S_ISLNK(os.lstat(directory).st_mode)
-            except FileNotFoundError:
-                is_link = False
-            if is_link:
-                ensure_inside(directory, self.root)
+            parent = os.path.dirname(directory)
+            self._check_dir(parent)
+            if parent in self._missing:
+                self._missing.add(directory)
+            else:
+                try:
+                    is_link = stat.S_ISLNK(os.lstat(directory).st_mode)
+                except FileNotFoundError:
+                    is_link = False
+                    self._missing.add(directory)
+                if is_link:
+                    ensure_inside(directory, self.root)
         self._ok.add(directory)

@@ -50,6 +50,8 @@ class Download:
     # dest exists with other bytes, which the published indexes may still reference:
     # download beside it and swap it in only at publication (commit_replacements).
     replaces: bool = False
+    # its directory did not exist at planning: no partial file to resume can be there
+    fresh: bool = False
 
 
 @dataclass(slots=True)
@@ -132,12 +134,17 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
                 if job.local_path is not None:
                     plan.owners[rel] = (job.uri, _compact(pf.checksums))
                 dest = f"{mirror}/{rel}"
-                guard.check(dest)  # no planted symlink leads the write outside
+                # no planted symlink leads the write outside; a new directory holds nothing
+                dir_exists = guard.check(dest)
                 ctx.note_hash_strength(job, pf.path, pf.checksums)
-                needed, exists = _local_state(dest, pf.checksums.size)
+                needed, exists = (
+                    _local_state(dest, pf.checksums.size) if dir_exists else (True, False)
+                )
                 if needed:
                     url = job.pool_url(pf.path)
-                    plan.todo[rel] = Download(url, dest, _compact(pf.checksums), [job], exists)
+                    compact = _compact(pf.checksums)
+                    fresh = not dir_exists
+                    plan.todo[rel] = Download(url, dest, compact, [job], exists, fresh)
                     var.add_new(url)
         except FormatError as exc:
             index_url = job.url(path.relative_to(ctx.skel / ctx.suite_rel(job)).as_posix())
@@ -166,7 +173,7 @@ async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
             dest = staged_path(Path(item.dest)) if item.replaces else Path(item.dest)
             checksums = ctx.pool_checksums(item.checksums)
             mirrors = item.jobs[0].alt_urls(item.url) if item.jobs else ()
-            req = FetchRequest(item.url, dest, checksums, mirrors=mirrors)
+            req = FetchRequest(item.url, dest, checksums, mirrors=mirrors, fresh=item.fresh)
             try:
                 await ctx.fetcher.fetch(req)
             except FetchError as exc:
