@@ -282,7 +282,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
     Use with ``pytestmark = pytest.mark.usefixtures("fast_retries")``."""
     monkeypatch.setattr(
-        "aptmirror.sync.run.Fetcher", functools.partial(Fetcher, sleep=_short_sleep)
+        "aptmirror.fetch.setup.Fetcher", functools.partial(Fetcher, sleep=_short_sleep)
     )
 
 

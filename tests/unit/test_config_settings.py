@@ -56,6 +56,7 @@ TRANSFER_KEYS = {  # issue 4 (fetch/fetcher.py, sync/run.py)
     "slow_rate_startup",
     "slow_rate",
     "max_connections_per_host",
+    "pool_processes",
     "etc_netrc",
     "https_only",
 }
@@ -315,3 +316,12 @@ def test_defaultarch_false_is_an_error(value: str) -> None:
 def test_defaultarch_empty_from_dpkg_is_an_error() -> None:
     with pytest.raises(ConfigError, match="Please explicitly specify 'defaultarch'"):
         settings_from({}, arch="")
+
+
+def test_pool_processes_auto_or_count() -> None:
+    assert settings_from({}).pool_processes == 0  # auto
+    assert settings_from({"pool_processes": "3"}).pool_processes == 3
+    assert settings_from({"pool_processes": "AUTO"}).pool_processes == 0
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(ConfigError, match="pool_processes"):
+            settings_from({"pool_processes": bad})

@@ -10,15 +10,15 @@ import pytest
 
 from aptmirror.config.settings import build_settings, default_variables
 from aptmirror.config.variables import resolve_all
-from aptmirror.debian.packages import PoolFile
 from aptmirror.errors import ConfigError
+from aptmirror.fetch.batch import small_worker_count
 from aptmirror.fetch.fetcher import FetchRequest, FetchResult, Outcome
+from aptmirror.fetch.setup import make_fetcher, transport_options
 from aptmirror.fetch.transport import HttpTransport
 from aptmirror.model import Checksums, Location, Settings
 from aptmirror.storage.clean import plan_clean
 from aptmirror.sync.context import RunContext
-from aptmirror.sync.pool import Download, PoolPlan, download_pool, small_worker_count
-from aptmirror.sync.run import make_fetcher, transport_options
+from aptmirror.sync.pool import Download, PoolPlan, download_pool
 
 
 def settings_from(sets: dict[str, str]) -> Settings:
@@ -127,10 +127,8 @@ class _FakeFetcher:
 def _plan(sizes: dict[str, int]) -> PoolPlan:
     plan = PoolPlan()
     for name, size in sizes.items():
-        pf = PoolFile(
-            f"pool/{name}", Checksums(size, (("SHA256", "0" * 64),)), name, "1", "all", name
-        )
-        plan.todo[name] = Download(f"http://h/pool/{name}", Path("/nonexistent") / name, pf, [])
+        sums = Checksums(size, (("SHA256", "0" * 64),))
+        plan.todo[name] = Download(f"http://h/pool/{name}", f"/nonexistent/{name}", sums, [])
     return plan
 
 

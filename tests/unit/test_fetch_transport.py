@@ -18,8 +18,8 @@ from aiohttp import web
 
 from aptmirror.errors import FetchError
 from aptmirror.fetch.authconf import Credential, find_credential, parse_auth_conf
+from aptmirror.fetch.setup import read_auth_conf
 from aptmirror.fetch.transport import HttpTransport, TransportOptions
-from aptmirror.sync.run import read_auth_conf
 
 # --------------------------------------------------------------------------- auth.conf
 

@@ -74,6 +74,7 @@ EXTRA_DEFAULTS: dict[str, str] = {
     "connect_timeout": "30",
     "read_timeout": "60",
     "max_connections_per_host": "8",
+    "pool_processes": "auto",
     "etc_netrc": "/etc/apt/auth.conf",  # apt-mirror2's name; auth.conf.d beside it is read too
     "https_only": "off",
 }
@@ -183,6 +184,12 @@ def _nthreads(value: str) -> int:
     return number
 
 
+def _processes(value: str) -> int:
+    """``auto`` (0) or a count >= 1."""
+    text = value.strip().lower()
+    return 0 if text == "auto" else _nthreads(text)
+
+
 def _ratio(value: str) -> float:
     number = float(value.strip())
     if not math.isfinite(number) or number < 0:
@@ -286,6 +293,7 @@ def build_settings(
         max_connections_per_host=read.typed(
             "max_connections_per_host", _int_at_least(0), "expected an integer >= 0"
         ),
+        pool_processes=read.typed("pool_processes", _processes, "expected auto or an integer >= 1"),
         etc_netrc=read.text("etc_netrc"),
         https_only=read.typed("https_only", parse_on_off, ON_OFF),
     )

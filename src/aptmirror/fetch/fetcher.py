@@ -105,7 +105,8 @@ class FetchResult:
 
 @dataclass(slots=True)
 class FetchStats:
-    """Counters a run reports; mutated only by the fetcher."""
+    """Counters a run reports; mutated only by the fetcher (and :meth:`add`, which adds a
+    pool worker process's counters to the run's)."""
 
     requests: int = 0
     files: int = 0
@@ -115,6 +116,16 @@ class FetchStats:
     resumed: int = 0  # transfers continued from a partial file with a Range request
     resumed_bytes: int = 0  # bytes not fetched again thanks to that
     by_url_error: dict[str, str] = field(default_factory=dict)
+
+    def add(self, other: FetchStats) -> None:
+        self.requests += other.requests
+        self.files += other.files
+        self.bytes += other.bytes
+        self.retries += other.retries
+        self.failures += other.failures
+        self.resumed += other.resumed
+        self.resumed_bytes += other.resumed_bytes
+        self.by_url_error.update(other.by_url_error)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,16 +4,14 @@ Planning streams every ``Packages``/``Sources`` once: each referenced file is wr
 var/ lists (ALL, MD5, SHA1, SHA256), remembered for cleaning, and queued for download only
 when the local file is missing or has the wrong size — a local ``stat``, no request, as the
 Perl tool does. Downloads run in ``nthreads`` workers (smallest-first and largest-first, see
-:func:`download_pool`); each file is hashed while streaming and renamed into place only when
-its hashes match.
+:mod:`aptmirror.fetch.batch`), in worker processes for a large batch; each file is hashed
+while streaming and renamed into place only when its hashes match.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from aptmirror.debian.compression import iter_decompressed
 from aptmirror.debian.packages import PoolFile, iter_binary_files, iter_source_files
 from aptmirror.debian.paths import split_compression
 from aptmirror.errors import FetchError, FormatError
+from aptmirror.fetch.batch import fetch_all
 from aptmirror.fetch.body import read_chunks
 from aptmirror.fetch.fetcher import FetchRequest
 from aptmirror.model import Checksums
@@ -29,6 +28,7 @@ from aptmirror.storage.varfiles import VarFiles
 from aptmirror.sync.context import RunContext
 from aptmirror.sync.indexes import SuiteIndexes
 from aptmirror.sync.jobs import RepoJob
+from aptmirror.sync.pool_procs import fetch_in_processes, process_count
 
 REPLACEMENT_SUFFIX = ".aptmirror-new"
 
@@ -151,38 +151,37 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
             ctx.fail(job, index_url, str(exc))
 
 
-def small_worker_count(workers: int) -> int:
-    """Workers that always take the smallest file left (the others take the largest)."""
-    return 0 if workers < 2 else max(1, workers // 4)
-
-
 async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
-    """Download every planned file with ``nthreads`` workers; failures go to ``ctx``.
+    """Download every planned file with ``nthreads`` transfers; failures go to ``ctx``.
 
-    The queue is sorted by size. A quarter of the workers (at least one, when there are two
-    or more) take the smallest file left, the others the largest: huge files start early
-    (the run is not left waiting on one at the end) and small files never wait behind them.
+    Order: see :mod:`aptmirror.fetch.batch`. A large batch is spread over worker processes
+    (``pool_processes``, see :mod:`aptmirror.sync.pool_procs`); a small one, or
+    ``pool_processes 1``, runs in this process.
     """
-    queue: deque[Download] = deque(
-        sorted(plan.todo.values(), key=lambda d: (d.checksums.size, d.url))
-    )
+    items = list(plan.todo.values())
+    sizes = [item.checksums.size for item in items]
 
-    async def worker(smallest_first: bool) -> None:
-        while queue:
-            item = queue.popleft() if smallest_first else queue.pop()
-            dest = staged_path(Path(item.dest)) if item.replaces else Path(item.dest)
-            checksums = ctx.pool_checksums(item.checksums)
-            mirrors = item.jobs[0].alt_urls(item.url) if item.jobs else ()
-            req = FetchRequest(item.url, dest, checksums, mirrors=mirrors, fresh=item.fresh)
-            try:
-                await ctx.fetcher.fetch(req)
-            except FetchError as exc:
-                for job in item.jobs:
-                    ctx.fail(job, exc.url, exc.reason)
+    def request(i: int) -> FetchRequest:
+        item = items[i]
+        return FetchRequest(
+            item.url,
+            staged_path(Path(item.dest)) if item.replaces else Path(item.dest),
+            ctx.pool_checksums(item.checksums),
+            mirrors=item.jobs[0].alt_urls(item.url) if item.jobs else (),
+            fresh=item.fresh,
+        )
 
-    workers = min(ctx.settings.nthreads, max(1, len(queue)))
-    small = small_worker_count(workers)
-    await asyncio.gather(*(worker(i < small) for i in range(workers)))
+    def failed(i: int, exc: FetchError) -> None:
+        for job in items[i].jobs:
+            ctx.fail(job, exc.url, exc.reason)
+
+    processes = process_count(ctx.settings.pool_processes, len(items))
+    if processes > 1:
+        await fetch_in_processes(
+            ctx.settings, sizes, request, processes, ctx.emit, failed, ctx.fetcher.stats
+        )
+    else:
+        await fetch_all(ctx.fetcher, sizes, request, ctx.settings.nthreads, failed)
 
 
 def commit_replacements(ctx: RunContext, plan: PoolPlan) -> None:

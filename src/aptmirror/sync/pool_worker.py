@@ -1,0 +1,171 @@
+"""A pool worker process, started by the run (:data:`aptmirror.sync.pool_procs.WORKER_COMMAND`).
+
+One Python process cannot use more than one core for the per-file work of a big first
+mirror (HTTP client, event loop, bookkeeping). The run therefore hands shares of the pool
+files to worker processes (:mod:`aptmirror.sync.pool_procs`), each with its own event loop,
+connections and :class:`Fetcher`. The run keeps everything else: planning, failures,
+publishing, and every observer (progress, logs, metrics, state DB) — a worker only sends
+back what happened.
+
+Protocol, over pipes, in length-prefixed pickle frames (both ends are this program):
+
+* stdin: one :class:`WorkerTask`; then nothing. EOF on stdin means the run is gone: the
+  worker stops (partial files stay for a Range resume).
+* stdout: :class:`WorkerReport` frames, about 20 a second; the last carries the fetcher's
+  statistics. Anything printed by accident goes to stderr, never into the protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import signal
+import struct
+import sys
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from aptmirror.errors import FetchError
+from aptmirror.fetch.batch import fetch_all, request_size
+from aptmirror.fetch.fetcher import FetchRequest, FetchStats
+from aptmirror.fetch.setup import make_fetcher, read_auth_conf, transport_options
+from aptmirror.fetch.transport import HttpTransport
+from aptmirror.model import Settings
+from aptmirror.observe.events import Event, FileProgress
+from aptmirror.sync.loop import run_loop
+
+_LENGTH = struct.Struct(">I")
+FLUSH_INTERVAL = 0.05  # seconds between report frames
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerTask:
+    settings: Settings  # this worker's share: nthreads, limit_rate … already divided
+    requests: tuple[FetchRequest, ...]
+
+
+@dataclass(slots=True)
+class WorkerReport:
+    events: list[Event] = field(default_factory=list)  # FileProgress merged per file
+    done: list[int] = field(default_factory=list)  # positions in WorkerTask.requests
+    errors: list[tuple[int, str, str]] = field(default_factory=list)  # (position, url, reason)
+    stats: FetchStats | None = None  # in the last frame only
+
+
+def frame(obj: object) -> bytes:
+    """``obj`` pickled, after its length (4 bytes, big-endian)."""
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(data)) + data
+
+
+FRAME_HEADER = _LENGTH.size
+
+
+def frame_length(header: bytes) -> int:
+    length: int = _LENGTH.unpack(header)[0]
+    return length
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    parts: list[bytes] = []
+    while n > 0:
+        chunk = os.read(fd, n)
+        if not chunk:
+            raise EOFError("the run closed the pipe before sending the task")
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+class Outbox:
+    """Collects what happened; :meth:`flush` sends it as one frame."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._report = WorkerReport()
+        self._progress_at: dict[str, int] = {}  # url -> index of its open FileProgress
+
+    def emit(self, event: Event) -> None:
+        events = self._report.events
+        if type(event) is FileProgress:
+            at = self._progress_at.get(event.url)
+            if at is None:
+                self._progress_at[event.url] = len(events)
+                events.append(event)
+            else:
+                before = events[at]
+                assert isinstance(before, FileProgress)
+                events[at] = FileProgress(event.url, before.bytes + event.bytes)
+            return
+        url = getattr(event, "url", None)
+        if url is not None:
+            self._progress_at.pop(url, None)  # keep the order: progress, then done
+        events.append(event)
+
+    def done(self, position: int) -> None:
+        self._report.done.append(position)
+
+    def error(self, position: int, exc: FetchError) -> None:
+        self._report.errors.append((position, exc.url, exc.reason))
+
+    def flush(self, stats: FetchStats | None = None) -> None:
+        report = self._report
+        if report.events or report.done or report.errors or stats is not None:
+            report.stats = stats
+            self._out.write(frame(report))
+            self._out.flush()
+            self._report = WorkerReport()
+            self._progress_at.clear()
+
+
+async def _tick(out: Outbox) -> None:
+    while True:
+        await asyncio.sleep(FLUSH_INTERVAL)
+        out.flush()
+
+
+async def work(task: WorkerTask, out: Outbox) -> FetchStats:
+    """Fetch every request of ``task``, reporting through ``out``."""
+    current = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def stdin_readable() -> None:
+        if not os.read(0, 4096):  # the run is gone: stop
+            loop.remove_reader(0)
+            if current is not None:
+                current.cancel()
+
+    loop.add_reader(0, stdin_readable)
+    s = task.settings
+    credentials, _ = read_auth_conf(s.etc_netrc)  # problems were reported by the run
+    async with HttpTransport(transport_options(s, credentials)) as transport:
+        fetcher = make_fetcher(transport, s, out.emit)
+        ticker = asyncio.create_task(_tick(out))
+        try:
+            requests = task.requests
+            sizes = [request_size(r) for r in requests]
+            await fetch_all(fetcher, sizes, requests.__getitem__, s.nthreads, out.error, out.done)
+        finally:
+            ticker.cancel()
+            loop.remove_reader(0)
+    return fetcher.stats
+
+
+def main() -> int:
+    # Ctrl-C reaches the whole process group: the run decides, and stops its workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    protocol = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print() must not corrupt the frames
+    header = _read_exactly(0, FRAME_HEADER)
+    task = pickle.loads(_read_exactly(0, frame_length(header)))
+    if not isinstance(task, WorkerTask):
+        print("aptmirror pool worker: unexpected task", file=sys.stderr)
+        return 2
+    out = Outbox(protocol)
+    try:
+        stats = run_loop(work(task, out))
+    except asyncio.CancelledError:
+        return 1
+    out.flush(stats)
+    return 0

@@ -1,0 +1,174 @@
+"""The pool stage in worker processes (``pool_processes``): same mirror, same events, same
+failure handling as in one process; a dead worker fails its files; a dead run stops its
+workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aptmirror.testing import Fault, TestKey, build_repo
+
+from .conftest import (
+    ServeFn,
+    base_dir,
+    repo_lines,
+    run_cli,
+    sha256_file,
+    var_dir,
+    write_mirror_list,
+)
+from .test_failures import Scenario, assert_published, assert_unchanged, tree_state
+
+PROCS = {"nthreads": "4", "retry_delay": "0", "pool_processes": "2", "resume_min_size": "0"}
+
+
+def _pool_files(sc: Scenario) -> list[str]:
+    files = {p.filename for p in sc.info.packages}
+    files |= {f"{s.directory}/{f.name}" for s in sc.info.sources for f in s.files}
+    return sorted(files)
+
+
+@pytest.fixture
+def procs(
+    tmp_path: Path, repo_key: TestKey, serve: ServeFn, capsys: pytest.CaptureFixture[str]
+) -> Scenario:
+    info = build_repo(tmp_path / "repo", repo_key)
+    up = serve(info.root)
+    config = write_mirror_list(tmp_path, repo_lines(info, up.url), settings=PROCS)
+    return Scenario(tmp_path, repo_key, info, up, config, capsys)
+
+
+def _workers_of(pid: int) -> list[int]:
+    """Pool worker processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        if ppid == pid and b"aptmirror.sync.pool_worker" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_two_processes_mirror_what_one_does(procs: Scenario) -> None:
+    sc = procs
+    res = sc.run()
+    assert res.code == 0, res.output
+    assert_published(sc)
+    files = _pool_files(sc)
+    for rel in files:
+        assert sha256_file(sc.mirror / rel) == sha256_file(sc.info.root / rel), rel
+    # every file was asked for once, and the run's totals include the workers' counters
+    gets = [r.path for r in sc.up.requests if r.method == "GET" and "/pool/" in r.path]
+    assert sorted(gets) == sorted(f"/{rel}" for rel in files)
+    ok = [r for r in sc.up.requests if r.status == 200]
+    assert f"Downloaded {len(ok)} files" in res.output
+    assert f"in {len(sc.up.requests)} requests" in res.output
+    # the observers saw the workers' events: one log line per pool file
+    log = next(var_dir(sc.tmp).glob("127.0.0.1*.log")).read_text()
+    for rel in files:
+        assert f"downloaded {sc.up.url}{rel}" in log
+    # and a second run (in-process or not) has nothing to fetch
+    sc.up.reset_log()
+    again = sc.run()
+    assert again.code == 0 and not [r for r in sc.up.requests if "/pool/" in r.path]
+
+
+def test_a_failing_file_in_a_worker_fails_its_suite(procs: Scenario) -> None:
+    sc = procs
+    assert sc.run().code == 0
+    before = tree_state(sc.published)
+    sc.update()
+    new = next(rel for rel in _pool_files(sc) if not (sc.mirror / rel).exists())
+    sc.up.add_fault(f"/{new}", Fault("status", status=404, times=100))
+    res = sc.run()
+    assert res.code == 1
+    assert f"{sc.up.url}{new}" in res.output and "HTTP 404" in res.output
+    assert_unchanged(sc, before)
+    sc.up.clear_faults()
+    assert sc.run().code == 0
+    assert_published(sc)
+
+
+def _start_cli(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aptmirror.cli", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _wait_for(what: str, check: object, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while not check():  # type: ignore[operator]
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {log.read_text()}"
+        time.sleep(0.02)
+
+
+def test_a_killed_worker_fails_the_files_it_had_not_finished(procs: Scenario) -> None:
+    sc = procs
+    stalled = max(_pool_files(sc), key=lambda r: (sc.info.root / r).stat().st_size)
+    sc.up.add_fault(f"/{stalled}", Fault("stall", after_bytes=100, seconds=60))
+    log = sc.tmp / "run.log"
+    proc = _start_cli(sc.config, log)
+    try:
+        partial = sc.mirror / Path(stalled).parent / f".{Path(stalled).name}.aptmirror-partial"
+        _wait_for("the stalled transfer", partial.exists, proc, log)
+        workers = _workers_of(proc.pid)
+        assert len(workers) == 2, workers
+        for pid in workers:  # the one holding the stalled file cannot finish: kill both
+            os.kill(pid, signal.SIGKILL)
+        assert proc.wait(60) == 1, log.read_text()
+    finally:
+        proc.kill()
+    out = log.read_text()
+    assert "pool worker process exited with status -9 before finishing it" in out
+    assert f"{sc.up.url}{stalled}" in out
+    assert not (sc.mirror / "dists").exists()  # nothing published
+    sc.up.clear_faults()
+    res = run_cli(sc.config, sc.capsys)
+    assert res.code == 0, res.output
+    assert_published(sc)
+
+
+def test_a_killed_run_stops_its_workers(procs: Scenario) -> None:
+    sc = procs
+    stalled = max(_pool_files(sc), key=lambda r: (sc.info.root / r).stat().st_size)
+    sc.up.add_fault(f"/{stalled}", Fault("stall", after_bytes=100, seconds=60))
+    log = sc.tmp / "run.log"
+    proc = _start_cli(sc.config, log)
+    try:
+        _wait_for("two workers", lambda: len(_workers_of(proc.pid)) == 2, proc, log)
+        workers = _workers_of(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 20
+        while any(_alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, "pool workers outlived the killed run"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+    assert base_dir(sc.tmp).is_dir()
