@@ -15,19 +15,21 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aptmirror import __version__
-from aptmirror.audit.verify import VerifyReport, remove_corrupt, verify_mirror
 from aptmirror.config.loader import load_config
 from aptmirror.config.observe import observe_settings
 from aptmirror.errors import ConfigError, LockError, StorageError
 from aptmirror.model import Config
-from aptmirror.observe.health import health_report
 from aptmirror.observe.session import ObservedRun
 from aptmirror.storage.lock import RunLock
 from aptmirror.storage.postmirror import run_postmirror
 from aptmirror.sync.loop import run_loop
 from aptmirror.sync.run import RunSummary, run_mirror
+
+if TYPE_CHECKING:  # the subcommands' modules are imported when they run
+    from aptmirror.audit.verify import VerifyReport
 
 DEFAULT_CONFIG = "/etc/apt/mirror.list"
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
@@ -136,6 +138,8 @@ def _load(path: str) -> Config | None:
 
 
 def _checked(config: Config) -> VerifyReport:
+    from aptmirror.audit.verify import verify_mirror
+
     with RunLock(Path(config.settings.var_path)):
         report = verify_mirror(config, sys.stdout)
     print(report.summary(), flush=True)
@@ -148,6 +152,8 @@ def verify(config: Config, *, repair: bool, json_path: Path) -> int:
     report = _checked(config)
     run_code = EXIT_OK
     if repair and not report.ok:
+        from aptmirror.audit.verify import remove_corrupt
+
         for path in remove_corrupt(report, Path(config.settings.mirror_path)):
             print(f"Removed corrupt {path}", flush=True)
         print("Repairing: running the mirror pipeline ...", flush=True)
@@ -190,6 +196,8 @@ def _health_main(argv: Sequence[str]) -> int:
     config = _load(args.configfile)
     if config is None:
         return 3
+    from aptmirror.observe.health import health_report
+
     try:
         report = health_report(config, observe_settings(config))
     except ConfigError as exc:

@@ -22,7 +22,8 @@ from aptmirror.observe.events import (
     StageStarted,
 )
 from aptmirror.observe.metrics import History, MirrorCollector, SuiteHistory, TextfileWriter
-from aptmirror.observe.progress import PlainProgress, RichProgress, format_duration
+from aptmirror.observe.progress import PlainProgress, format_duration
+from aptmirror.observe.progress_rich import RichProgress
 from aptmirror.observe.session import ConsoleTee
 from aptmirror.observe.tracker import RunTracker
 from aptmirror.state.recorder import classify_failure

@@ -24,19 +24,22 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from aptmirror.config.observe import ObserveSettings, observe_settings
 from aptmirror.errors import StorageError
 from aptmirror.model import Config
 from aptmirror.observe.events import Emit, EventBus, Message
 from aptmirror.observe.logs import LogSubscriber, build_logger
-from aptmirror.observe.metrics import MirrorCollector, TextfileWriter
-from aptmirror.observe.progress import PlainProgress, RichProgress
+from aptmirror.observe.progress import PlainProgress
 from aptmirror.observe.report import REPORT_NAME, ReportWriter
 from aptmirror.observe.tracker import RunTracker
 from aptmirror.state.db import DB_NAME, StateDB
 from aptmirror.state.recorder import StateRecorder, classify_failure
+
+if TYPE_CHECKING:  # rich and prometheus_client are imported only when used
+    from aptmirror.observe.metrics import TextfileWriter
+    from aptmirror.observe.progress_rich import RichProgress
 
 TICK = 0.5  # seconds between ticker rounds
 
@@ -147,6 +150,8 @@ class ObservedRun:
         except OSError as exc:
             self.warn(f"cannot open the log file: {exc}")
         if opts.metrics_textfile:
+            from aptmirror.observe.metrics import MirrorCollector, TextfileWriter
+
             recorder = self.recorder
             self.metrics = TextfileWriter(
                 Path(opts.metrics_textfile),
@@ -170,6 +175,8 @@ class ObservedRun:
             mode = "rich" if self.real_out.isatty() else "plain"
         if mode == "rich":
             from rich.console import Console
+
+            from aptmirror.observe.progress_rich import RichProgress
 
             rich = RichProgress(self.tracker, Console(file=self.real_out))
             self.progress = rich
