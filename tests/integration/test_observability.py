@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aptmirror.observe.repos import log_name
-from aptmirror.testing import Fault, RepoInfo, TestKey
+from aptmirror.testing import Fault, RepoInfo, TestKey, update_repo
 
 from .conftest import (
     ServeFn,
@@ -268,3 +268,33 @@ def test_plain_progress_and_metrics_during_a_stalled_transfer(
     assert seen and seen[0][("aptmirror_run_in_progress", ())] == 1
     assert seen[0][("aptmirror_run_stage", (("stage", "archive"),))] == 1
     assert _metrics(prom)[("aptmirror_run_in_progress", ())] == 0
+
+
+def test_file_versions_refreshed_by_a_no_op_run_and_extended_by_an_update(
+    tmp_path: Path, small_repo: RepoInfo, repo_key: TestKey, serve: ServeFn,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A no-op run refreshes ``last_seen`` of every published version in one statement;
+    a run that changed the list records each version again (new ones get a row)."""
+    up = serve(small_repo.root)
+    cfg = write_mirror_list(tmp_path, repo_lines(small_repo, up.url))
+
+    def versions() -> dict[tuple[str, str], tuple[float, float]]:
+        with _db(tmp_path) as db:
+            rows = db.execute("SELECT path, sha256, first_seen, last_seen FROM file_versions")
+            return {(p, h): (first, last) for p, h, first, last in rows.fetchall()}
+
+    assert run_cli(cfg, capsys).code == 0
+    first = versions()
+    assert first and len({last for _, last in first.values()}) == 1
+    assert run_cli(cfg, capsys).code == 0
+    second = versions()
+    assert second.keys() == first.keys()
+    for key, (first_seen, last_seen) in second.items():
+        assert first_seen == first[key][0] and last_seen > first[key][1], key
+    update_repo(small_repo, repo_key, bump=("hello",))
+    assert run_cli(cfg, capsys).code == 0
+    third = versions()
+    new = third.keys() - second.keys()
+    assert new and all("hello" in path for path, _ in new)
+    assert len({last for _, last in third.values()}) == 2  # the replaced hello is not seen

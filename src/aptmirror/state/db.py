@@ -69,6 +69,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (path, sha256)
     );
     """,
+    """
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -260,6 +266,23 @@ class StateDB:
                 " VALUES (?, ?, ?, ?, ?)",
                 [(run, f.repository, f.target, f.kind, f.reason) for f in failures],
             )
+
+    def meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def refresh_versions(self, previous: float, seen: float) -> int:
+        """``last_seen = seen`` for every version last seen at ``previous`` (a run that
+        published the same files again: one statement instead of one row per file)."""
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE file_versions SET last_seen = ? WHERE last_seen = ?", (seen, previous)
+            )
+            return int(cur.rowcount)
 
     def record_versions(self, files: Iterable[FileVersion], seen: float) -> int:
         """Add each (path, sha256) not known yet, refresh last_seen of the others."""

@@ -9,6 +9,7 @@ failures, and the versions of the pool files of every published suite (from
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -30,6 +31,7 @@ from aptmirror.observe.repos import RepoResolver
 from aptmirror.state.db import FailureRow, FileVersion, RepoRun, StateDB
 
 _STATUS_RE = re.compile(r"HTTP (\d{3})")
+VERSIONS_KEY = "versions"  # meta: "<digest of var/SHA256 + roots> <when recorded>"
 
 
 def classify_failure(reason: str) -> str:
@@ -166,7 +168,7 @@ class StateRecorder:
             )
         roots = {repo for repo, _ in run.published}
         if roots:
-            self.db.record_versions(self._published_versions(roots), event.at)
+            self._record_versions(roots, event.at)
         self.db.finish_run(
             run.pk,
             ended=event.at,
@@ -176,6 +178,24 @@ class StateRecorder:
             repos=rows,
             failures=run.failures,
         )
+
+    def _record_versions(self, roots: set[str], seen: float) -> None:
+        """Record the published pool files; when the list (``var/SHA256``) and the roots
+        are the same as last time, only refresh when they were last seen (a no-op run)."""
+        digest = hashlib.sha256("\0".join(sorted(roots)).encode())
+        try:
+            with (self.var_path / "SHA256").open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+        except OSError:
+            return
+        fingerprint = digest.hexdigest()
+        before = (self.db.meta(VERSIONS_KEY) or "").split()
+        if len(before) == 2 and before[0] == fingerprint:
+            self.db.refresh_versions(float(before[1]), seen)
+        else:
+            self.db.record_versions(self._published_versions(roots), seen)
+        self.db.set_meta(VERSIONS_KEY, f"{fingerprint} {seen!r}")
 
     def _published_versions(self, roots: set[str]) -> Iterator[FileVersion]:
         """Pool files of the published repositories, from ``var/SHA256``."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from aptmirror.errors import StorageError, WipeProtectionError
@@ -75,7 +75,7 @@ def run_clean(
     ctx: RunContext,
     config: Config,
     jobs: Sequence[RepoJob],
-    pool_keep: set[str],
+    pool_keep: Iterable[str],
     indexes: Sequence[SuiteIndexes],
 ) -> None:
     s = ctx.settings
@@ -86,9 +86,10 @@ def run_clean(
     if not roots and skipped:
         write_empty_clean_script(script)
         return
-    extra, trees = _protected(ctx, jobs, indexes)
+    keep, trees = _protected(ctx, jobs, indexes)
+    keep.update(pool_keep)
     try:
-        plan = plan_clean(ctx.mirror, roots, pool_keep | extra, trees, config.skip_clean)
+        plan = plan_clean(ctx.mirror, roots, keep, trees, config.skip_clean)
         check_wipe(plan, s.wipe_size_ratio, s.wipe_count_ratio)
     except (WipeProtectionError, StorageError) as exc:
         write_empty_clean_script(script)

@@ -56,7 +56,8 @@ class Download:
 
 @dataclass(slots=True)
 class PoolPlan:
-    keep: set[str] = field(default_factory=set)  # every referenced path, relative to mirror
+    # every referenced path, relative to mirror -> its size (the first listing's)
+    keep: dict[str, int] = field(default_factory=dict)
     todo: dict[str, Download] = field(default_factory=dict)  # relpath -> download
     parsed: int = 0
     # relpath -> (repository URI, size and strongest hash) for repositories stored under a
@@ -130,7 +131,7 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
                     if rel in plan.todo and job not in plan.todo[rel].jobs:
                         plan.todo[rel].jobs.append(job)
                     continue
-                plan.keep.add(rel)
+                plan.keep[rel] = pf.checksums.size
                 if job.local_path is not None:
                     plan.owners[rel] = (job.uri, _compact(pf.checksums))
                 dest = f"{mirror}/{rel}"

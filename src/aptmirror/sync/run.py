@@ -36,6 +36,7 @@ from aptmirror.storage.publish import (
     swap,
 )
 from aptmirror.storage.varfiles import VarFiles
+from aptmirror.sync import plancache
 from aptmirror.sync.cleaning import run_clean
 from aptmirror.sync.context import RunContext
 from aptmirror.sync.indexes import SuiteIndexes, fetch_indexes, select_for
@@ -122,10 +123,13 @@ async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
         ctx, "index", n_index, asyncio.gather(*(fetch_indexes(ctx, v) for v in verified))
     )
     plan = PoolPlan()
-    with VarFiles(ctx.var) as var:
-        ctx.say("Processing indexes: [" + "".join(_marks(i) for i in indexes) + "]\n")
-        for idx in indexes:
-            plan_suite(ctx, idx, plan, var)
+    ctx.say("Processing indexes: [" + "".join(_marks(i) for i in indexes) + "]\n")
+    if not plancache.reuse(ctx, indexes, plan):
+        warned = len(ctx.warnings)
+        with VarFiles(ctx.var) as var:
+            for idx in indexes:
+                plan_suite(ctx, idx, plan, var)
+        plancache.save(ctx, indexes, plan, ctx.warnings[warned:])
     ctx.say(f"{format_size(plan.todo_bytes)} will be downloaded into archive.")
     await _stage(ctx, "archive", len(plan.todo), download_pool(ctx, plan), plan.todo_bytes)
     ctx.emit(StageStarted("publish", len(indexes)))
