@@ -1,6 +1,6 @@
-"""The pool stage in worker processes (``pool_processes``): same mirror, same events, same
-failure handling as in one process; a dead worker fails its files; a dead run stops its
-workers."""
+"""The pool stage spread over processes (``pool_processes 3``: the run and two workers):
+same mirror, same events, same failure handling as in one process; a dead worker fails its
+files; a dead run stops its workers."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from .conftest import (
 )
 from .test_failures import Scenario, assert_published, assert_unchanged, tree_state
 
-PROCS = {"nthreads": "4", "retry_delay": "0", "pool_processes": "2", "resume_min_size": "0"}
+PROCS = {"nthreads": "4", "retry_delay": "0", "pool_processes": "3", "resume_min_size": "0"}
 
 
 def _pool_files(sc: Scenario) -> list[str]:

@@ -10,6 +10,7 @@ while streaming and renamed into place only when its hashes match.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from collections.abc import Iterator
@@ -28,7 +29,13 @@ from aptmirror.storage.varfiles import VarFiles
 from aptmirror.sync.context import RunContext
 from aptmirror.sync.indexes import SuiteIndexes
 from aptmirror.sync.jobs import RepoJob
-from aptmirror.sync.pool_procs import fetch_in_processes, process_count
+from aptmirror.sync.pool_procs import (
+    deal,
+    fetch_here,
+    fetch_in_processes,
+    process_count,
+    share_of,
+)
 
 REPLACEMENT_SUFFIX = ".aptmirror-new"
 
@@ -155,9 +162,9 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
 async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
     """Download every planned file with ``nthreads`` transfers; failures go to ``ctx``.
 
-    Order: see :mod:`aptmirror.fetch.batch`. A large batch is spread over worker processes
-    (``pool_processes``, see :mod:`aptmirror.sync.pool_procs`); a small one, or
-    ``pool_processes 1``, runs in this process.
+    Order: see :mod:`aptmirror.fetch.batch`. A large batch is spread over this process and
+    worker processes (``pool_processes``, see :mod:`aptmirror.sync.pool_procs`); a small
+    one, or ``pool_processes 1``, runs in this process alone.
     """
     items = list(plan.todo.values())
     sizes = [item.checksums.size for item in items]
@@ -177,12 +184,16 @@ async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
             ctx.fail(job, exc.url, exc.reason)
 
     processes = process_count(ctx.settings.pool_processes, len(items))
-    if processes > 1:
-        await fetch_in_processes(
-            ctx.settings, sizes, request, processes, ctx.emit, failed, ctx.fetcher.stats
-        )
-    else:
+    if processes == 1:
         await fetch_all(ctx.fetcher, sizes, request, ctx.settings.nthreads, failed)
+        return
+    *theirs, ours = deal(sizes, processes)
+    share = share_of(ctx.settings, processes)
+    stats = ctx.fetcher.stats
+    await asyncio.gather(
+        fetch_in_processes(share, theirs, request, ctx.emit, failed, stats),
+        fetch_here(share, ours, sizes, request, ctx.emit, failed, stats),
+    )
 
 
 def commit_replacements(ctx: RunContext, plan: PoolPlan) -> None:

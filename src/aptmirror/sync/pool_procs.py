@@ -1,8 +1,10 @@
-"""Spread the pool downloads over worker processes (one event loop per core).
+"""Spread the pool downloads over processes (one event loop per core).
 
-The files are dealt to the workers largest first, in turns (snake order), so each gets
-about the same number of files and bytes; each worker runs ``nthreads / processes``
-transfers and ``limit_rate / processes`` (so the run's totals stay what was configured).
+With ``processes`` = N, the files are dealt into N shares, largest first, in turns (snake
+order), so each gets about the same number of files and bytes; N - 1 shares go to worker
+processes, the last one is downloaded by the run's own process (which also handles every
+event). Each share runs with ``nthreads / N`` transfers, ``max_connections_per_host / N``
+and ``limit_rate / N``, so the run's totals stay what was configured.
 Events from the workers are re-emitted here, in order, so progress, logs, metrics and the
 state DB see the same events as with in-process downloads. A worker that dies fails the
 files it had not finished (the suites using them are not published); stopping the run
@@ -21,7 +23,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from aptmirror.errors import FetchError
+from aptmirror.fetch.batch import fetch_all
 from aptmirror.fetch.fetcher import FetchRequest, FetchStats
+from aptmirror.fetch.setup import make_fetcher, read_auth_conf, transport_options
+from aptmirror.fetch.transport import HttpTransport
 from aptmirror.model import Settings
 from aptmirror.observe.events import Emit
 from aptmirror.sync.pool_worker import FRAME_HEADER, WorkerReport, WorkerTask, frame, frame_length
@@ -35,12 +40,6 @@ WORKER_COMMAND = (
 )
 
 
-# glibc gives each thread its own malloc arena; a worker's I/O threads then keep tens of MB
-# of freed buffers. Two arenas: measured 83 -> 72 MB peak per worker, no slower.
-def worker_env() -> dict[str, str]:
-    return {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}
-
-
 AUTO_MIN_FILES = 2000  # below this, starting processes costs more than it saves
 
 
@@ -52,9 +51,9 @@ def cpu_count() -> int:
 
 
 def process_count(setting: int, files: int, cpus: int | None = None) -> int:
-    """How many worker processes for ``files`` downloads: ``pool_processes`` when set (1 =
-    none, download in the run's own process), else (auto, 0) one per core — at most 4 —
-    for a large batch, none for a small one."""
+    """How many processes download ``files`` (the run's own included, so 1 = no worker
+    process): ``pool_processes`` when set, else (auto, 0) one per core — at most 4 — for a
+    large batch, 1 for a small one."""
     if files == 0:
         return 1
     if setting > 0:
@@ -93,19 +92,17 @@ class _Worker:
 
 
 async def fetch_in_processes(
-    settings: Settings,
-    sizes: Sequence[int],
+    share: Settings,
+    shares: Sequence[list[int]],
     request: Callable[[int], FetchRequest],
-    processes: int,
     emit: Emit,
     on_error: Callable[[int, FetchError], None],
     stats: FetchStats,
 ) -> None:
-    """Fetch ``request(i)`` for every position of ``sizes`` in ``processes`` workers;
-    ``on_error(i, exc)`` for each that failed for good; the workers' counters are added
-    to ``stats``."""
-    workers = [_Worker(p) for p in deal(sizes, processes) if p]
-    share = share_of(settings, len(workers))
+    """Fetch ``request(i)`` for the positions of each of ``shares`` in a worker process
+    of its own, with the ``share`` settings; ``on_error(i, exc)`` for each that failed for
+    good; the workers' counters are added to ``stats``."""
+    workers = [_Worker(p) for p in shares if p]
     try:
         await asyncio.gather(*(_drive(w, share, request, emit, on_error, stats) for w in workers))
     finally:
@@ -114,6 +111,29 @@ async def fetch_in_processes(
                 with contextlib.suppress(ProcessLookupError):
                     w.proc.kill()
                 await w.proc.wait()
+
+
+async def fetch_here(
+    share: Settings,
+    positions: list[int],
+    sizes: Sequence[int],
+    request: Callable[[int], FetchRequest],
+    emit: Emit,
+    on_error: Callable[[int, FetchError], None],
+    stats: FetchStats,
+) -> None:
+    """The run's own share, in this process, with the same limits as one worker."""
+    credentials, _ = read_auth_conf(share.etc_netrc)  # problems were reported by the run
+    async with HttpTransport(transport_options(share, credentials)) as transport:
+        fetcher = make_fetcher(transport, share, emit)
+        await fetch_all(
+            fetcher,
+            [sizes[i] for i in positions],
+            lambda j: request(positions[j]),
+            share.nthreads,
+            lambda j, exc: on_error(positions[j], exc),
+        )
+    stats.add(fetcher.stats)
 
 
 async def _drive(
@@ -128,7 +148,6 @@ async def _drive(
         *WORKER_COMMAND,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
-        env=worker_env(),
     )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(frame(WorkerTask(share, tuple(request(i) for i in w.positions))))
