@@ -10,7 +10,7 @@ from aptmirror.errors import FetchError
 from aptmirror.fetch.fetcher import FetchStats
 from aptmirror.model import Settings
 from aptmirror.observe.events import FileDone, FileProgress, FileStarted
-from aptmirror.sync.pool_procs import AUTO_MIN_FILES, deal, process_count, share_of
+from aptmirror.sync.pool_procs import AUTO_MIN_FILES, FILE_COST, deal, process_count, share_of
 from aptmirror.sync.pool_worker import FRAME_HEADER, Outbox, WorkerReport, frame_length
 
 
@@ -25,13 +25,17 @@ def test_process_count() -> None:
     assert process_count(3, 0, cpus=8) == 1
 
 
-def test_deal_balances_files_and_bytes() -> None:
+def test_deal_balances_the_work() -> None:
     sizes = [10_000_000, 5_000_000, *range(1000, 3000)]
+
+    def work(hand: list[int]) -> int:
+        return sum(sizes[i] + FILE_COST for i in hand)
+
     hands = deal(sizes, 2)
     assert sorted(hands[0] + hands[1]) == list(range(len(sizes)))
-    assert abs(len(hands[0]) - len(hands[1])) <= 1
-    small = [sum(sizes[i] for i in hand if sizes[i] < 10_000) for hand in hands]
-    assert abs(small[0] - small[1]) / sum(small) < 0.01
+    assert abs(work(hands[0]) - work(hands[1])) <= 3000 + FILE_COST  # at most one file apart
+    lighter = deal(sizes, 2, [1.0, 0.5])
+    assert abs(work(lighter[0]) / work(lighter[1]) - 2.0) < 0.01
     assert deal([5], 3) == [[0], [], []]
 
 

@@ -30,6 +30,7 @@ from aptmirror.sync.context import RunContext
 from aptmirror.sync.indexes import SuiteIndexes
 from aptmirror.sync.jobs import RepoJob
 from aptmirror.sync.pool_procs import (
+    RUN_SHARE_WEIGHT,
     deal,
     fetch_here,
     fetch_in_processes,
@@ -187,7 +188,8 @@ async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
     if processes == 1:
         await fetch_all(ctx.fetcher, sizes, request, ctx.settings.nthreads, failed)
         return
-    *theirs, ours = deal(sizes, processes)
+    weights = [1.0] * (processes - 1) + [RUN_SHARE_WEIGHT]
+    *theirs, ours = deal(sizes, processes, weights)
     share = share_of(ctx.settings, processes)
     stats = ctx.fetcher.stats
     await asyncio.gather(

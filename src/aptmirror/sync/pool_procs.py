@@ -1,10 +1,11 @@
 """Spread the pool downloads over processes (one event loop per core).
 
-With ``processes`` = N, the files are dealt into N shares, largest first, in turns (snake
-order), so each gets about the same number of files and bytes; N - 1 shares go to worker
-processes, the last one is downloaded by the run's own process (which also handles every
-event). Each share runs with ``nthreads / N`` transfers, ``max_connections_per_host / N``
-and ``limit_rate / N``, so the run's totals stay what was configured.
+With ``processes`` = N, the files are dealt into N shares, largest first, each to the share
+with the least work so far (bytes plus a fixed cost per file), so each gets about the same
+work; N - 1 shares go to worker processes, the last one — a little smaller, as that process
+also handles every event — is downloaded by the run's own process. Each share runs with
+``nthreads / N`` transfers, ``max_connections_per_host / N`` and ``limit_rate / N``, so the
+run's totals stay what was configured.
 Events from the workers are re-emitted here, in order, so progress, logs, metrics and the
 state DB see the same events as with in-process downloads. A worker that dies fails the
 files it had not finished (the suites using them are not published); stopping the run
@@ -63,13 +64,25 @@ def process_count(setting: int, files: int, cpus: int | None = None) -> int:
     return max(1, min(4, cpus if cpus is not None else cpu_count()))
 
 
-def deal(sizes: Sequence[int], hands: int) -> list[list[int]]:
-    """Positions of ``sizes`` dealt into ``hands`` shares, largest first, in snake order."""
+FILE_COST = 64 * 1024  # a file's fixed cost (request, events, create, rename) in bytes' worth
+RUN_SHARE_WEIGHT = 0.85  # the run's process also handles every worker's events
+
+
+def deal(
+    sizes: Sequence[int], hands: int, weights: Sequence[float] | None = None
+) -> list[list[int]]:
+    """Positions of ``sizes`` dealt into ``hands`` shares, largest first, each to the share
+    that would finish first — by bytes plus :data:`FILE_COST` per file, divided by the
+    share's weight (default 1 each): about the same work for each."""
+    weight = list(weights) if weights is not None else [1.0] * hands
     order = sorted(range(len(sizes)), key=lambda i: sizes[i], reverse=True)
     shares: list[list[int]] = [[] for _ in range(hands)]
-    for n, i in enumerate(order):
-        turn, seat = divmod(n, hands)
-        shares[seat if turn % 2 == 0 else hands - 1 - seat].append(i)
+    load = [0.0] * hands
+    for i in order:
+        cost = sizes[i] + FILE_COST
+        seat = min(range(hands), key=lambda h: ((load[h] + cost) / weight[h], h))
+        shares[seat].append(i)
+        load[seat] += cost
     return shares
 
 
