@@ -11,6 +11,7 @@ while streaming and renamed into place only when its hashes match.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import stat
 from collections.abc import Iterator
@@ -192,9 +193,17 @@ async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
     *theirs, ours = deal(sizes, processes, weights)
     share = share_of(ctx.settings, processes)
     stats = ctx.fetcher.stats
+
+    def resumed(i: int) -> FetchRequest:  # a dead worker may have left a partial file
+        return dataclasses.replace(request(i), fresh=False)
+
+    async def in_workers() -> None:
+        left = await fetch_in_processes(share, theirs, request, ctx.emit, failed, stats, ctx.warn)
+        if left:
+            await fetch_here(share, left, sizes, resumed, ctx.emit, failed, stats)
+
     await asyncio.gather(
-        fetch_in_processes(share, theirs, request, ctx.emit, failed, stats),
-        fetch_here(share, ours, sizes, request, ctx.emit, failed, stats),
+        in_workers(), fetch_here(share, ours, sizes, request, ctx.emit, failed, stats)
     )
 
 

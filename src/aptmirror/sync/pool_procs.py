@@ -7,9 +7,10 @@ also handles every event — is downloaded by the run's own process. Each share 
 ``nthreads / N`` transfers, ``max_connections_per_host / N`` and ``limit_rate / N``, so the
 run's totals stay what was configured.
 Events from the workers are re-emitted here, in order, so progress, logs, metrics and the
-state DB see the same events as with in-process downloads. A worker that dies fails the
-files it had not finished (the suites using them are not published); stopping the run
-(cancellation) kills the workers, leaving their partial files for a Range resume.
+state DB see the same events as with in-process downloads. The files a worker had not
+finished when it died (killed, out of memory, cannot start) are fetched by the run's own
+process afterwards, resuming what the worker left; stopping the run (cancellation) kills the
+workers, leaving their partial files for a Range resume.
 """
 
 from __future__ import annotations
@@ -100,8 +101,9 @@ def share_of(s: Settings, processes: int) -> Settings:
 class _Worker:
     def __init__(self, positions: list[int]) -> None:
         self.positions = positions  # its request i is the caller's positions[i]
-        self.open = set(range(len(positions)))
+        self.open = set(range(len(positions)))  # neither done nor failed yet
         self.proc: asyncio.subprocess.Process | None = None
+        self.status: int | None = None
 
 
 async def fetch_in_processes(
@@ -111,13 +113,24 @@ async def fetch_in_processes(
     emit: Emit,
     on_error: Callable[[int, FetchError], None],
     stats: FetchStats,
-) -> None:
+    warn: Callable[[str], None],
+) -> list[int]:
     """Fetch ``request(i)`` for the positions of each of ``shares`` in a worker process
     of its own, with the ``share`` settings; ``on_error(i, exc)`` for each that failed for
-    good; the workers' counters are added to ``stats``."""
+    good; the workers' counters are added to ``stats``. Returns the positions a worker did
+    not finish because it died (``warn`` says so), for the caller to fetch itself."""
     workers = [_Worker(p) for p in shares if p]
     try:
         await asyncio.gather(*(_drive(w, share, request, emit, on_error, stats) for w in workers))
+        left: list[int] = []
+        for w in workers:
+            if w.open:
+                warn(
+                    f"pool worker process exited with status {w.status} before finishing"
+                    f" {len(w.open)} files; the run fetches them itself"
+                )
+                left += [w.positions[i] for i in sorted(w.open)]
+        return left
     finally:
         for w in workers:
             if w.proc is not None and w.proc.returncode is None:
@@ -185,7 +198,4 @@ async def _drive(
         if report.stats is not None:
             stats.add(report.stats)
     proc.stdin.close()
-    status = await proc.wait()
-    for i in sorted(w.open):
-        reason = f"pool worker process exited with status {status} before finishing it"
-        on_error(w.positions[i], FetchError(request(w.positions[i]).url, reason))
+    w.status = await proc.wait()
