@@ -15,9 +15,10 @@ from aptmirror.fetch.batch import small_worker_count
 from aptmirror.fetch.fetcher import FetchRequest, FetchResult, Outcome
 from aptmirror.fetch.setup import make_fetcher, transport_options
 from aptmirror.fetch.transport import HttpTransport
-from aptmirror.model import Checksums, Location, Settings
+from aptmirror.model import Location, Settings
 from aptmirror.storage.clean import plan_clean
 from aptmirror.sync.context import RunContext
+from aptmirror.sync.jobs import RepoJob
 from aptmirror.sync.pool import Download, PoolPlan, download_pool
 
 
@@ -124,11 +125,13 @@ class _FakeFetcher:
         return FetchResult(req, Outcome.DOWNLOADED, req.expected.size)
 
 
+JOB = RepoJob("http://h/", "stable", ("main",), ("all",), True, False, (), ())
+
+
 def _plan(sizes: dict[str, int]) -> PoolPlan:
     plan = PoolPlan()
     for name, size in sizes.items():
-        sums = Checksums(size, (("SHA256", "0" * 64),))
-        plan.todo[name] = Download(f"http://h/pool/{name}", f"/nonexistent/{name}", sums, [])
+        plan.todo[f"h/pool/{name}"] = Download(JOB, size, ("SHA256", "0" * 64))
     return plan
 
 

@@ -49,18 +49,27 @@ def staged_path(dest: Path) -> Path:
 
 @dataclass(slots=True)
 class Download:
-    """One pool file to fetch. Kept small (plain strings, the strongest hash only): a first
-    mirror of a big archive holds one per file until the archive stage is done."""
+    """One pool file to fetch; its path relative to mirror_path is its key in
+    ``PoolPlan.todo``. Kept small (no URL, no path, the strongest hash only): a first mirror
+    of a big archive holds one per file until the archive stage is done."""
 
-    url: str
-    dest: str
-    checksums: Checksums
-    jobs: list[RepoJob]
+    job: RepoJob  # the first suite listing it: the URL is the job's
+    size: int
+    strongest: tuple[str, str] | None  # (hash name, hex digest): all the fetcher checks
     # dest exists with other bytes, which the published indexes may still reference:
     # download beside it and swap it in only at publication (commit_replacements).
     replaces: bool = False
     # its directory did not exist at planning: no partial file to resume can be there
     fresh: bool = False
+    others: list[RepoJob] | None = None  # further suites listing the same file
+
+    @property
+    def jobs(self) -> list[RepoJob]:
+        return [self.job] if self.others is None else [self.job, *self.others]
+
+    @property
+    def checksums(self) -> Checksums:
+        return Checksums(self.size, (self.strongest,) if self.strongest is not None else ())
 
 
 @dataclass(slots=True)
@@ -75,7 +84,11 @@ class PoolPlan:
 
     @property
     def todo_bytes(self) -> int:
-        return sum(d.checksums.size for d in self.todo.values())
+        return sum(d.size for d in self.todo.values())
+
+    def url_of(self, ctx: RunContext, rel: str, item: Download) -> str:
+        """The upstream URL of the planned file ``rel`` (its key in ``todo``)."""
+        return item.job.pool_url(rel[len(ctx.local_root(item.job)) + 1 :])
 
 
 def pool_records(kind: str, path: Path) -> Iterator[PoolFile]:
@@ -137,8 +150,11 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
                         reason = f"{other} stores other contents at {rel} (shared mirror_path)"
                         ctx.fail(job, job.pool_url(pf.path), reason)
                         continue
-                    if rel in plan.todo and job not in plan.todo[rel].jobs:
-                        plan.todo[rel].jobs.append(job)
+                    pending = plan.todo.get(rel)
+                    if pending is not None and job not in pending.jobs:
+                        if pending.others is None:
+                            pending.others = []
+                        pending.others.append(job)
                     continue
                 plan.keep[rel] = pf.checksums.size
                 if job.local_path is not None:
@@ -151,11 +167,9 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
                     _local_state(dest, pf.checksums.size) if dir_exists else (True, False)
                 )
                 if needed:
-                    url = job.pool_url(pf.path)
-                    compact = _compact(pf.checksums)
-                    fresh = not dir_exists
-                    plan.todo[rel] = Download(url, dest, compact, [job], exists, fresh)
-                    var.add_new(url)
+                    size, strongest = pf.checksums.size, pf.checksums.strongest()
+                    plan.todo[rel] = Download(job, size, strongest, exists, not dir_exists)
+                    var.add_new(job.pool_url(pf.path))
         except FormatError as exc:
             index_url = job.url(path.relative_to(ctx.skel / ctx.suite_rel(job)).as_posix())
             ctx.fail(job, index_url, str(exc))
@@ -168,21 +182,24 @@ async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
     worker processes (``pool_processes``, see :mod:`aptmirror.sync.pool_procs`); a small
     one, or ``pool_processes 1``, runs in this process alone.
     """
-    items = list(plan.todo.values())
-    sizes = [item.checksums.size for item in items]
+    items = list(plan.todo.items())
+    sizes = [item.size for _, item in items]
+    mirror = os.fspath(ctx.mirror)
 
     def request(i: int) -> FetchRequest:
-        item = items[i]
+        rel, item = items[i]
+        url = plan.url_of(ctx, rel, item)
+        dest = Path(f"{mirror}/{rel}")
         return FetchRequest(
-            item.url,
-            staged_path(Path(item.dest)) if item.replaces else Path(item.dest),
+            url,
+            staged_path(dest) if item.replaces else dest,
             ctx.pool_checksums(item.checksums),
-            mirrors=item.jobs[0].alt_urls(item.url) if item.jobs else (),
+            mirrors=item.job.alt_urls(url),
             fresh=item.fresh,
         )
 
     def failed(i: int, exc: FetchError) -> None:
-        for job in items[i].jobs:
+        for job in items[i][1].jobs:
             ctx.fail(job, exc.url, exc.reason)
 
     processes = process_count(ctx.settings.pool_processes, len(items))
@@ -214,25 +231,26 @@ def commit_replacements(ctx: RunContext, plan: PoolPlan) -> None:
     published), so every other suite using it is failed too rather than published with
     indexes that do not match it.
     """
-    pending = [d for d in plan.todo.values() if d.replaces]
+    pending = [(rel, d) for rel, d in plan.todo.items() if d.replaces]
     spread = True
     while spread:
         spread = False
-        for item in pending:
+        for rel, item in pending:
             if any(ctx.failed(j) for j in item.jobs) and not all(ctx.failed(j) for j in item.jobs):
                 for job in item.jobs:
                     if not ctx.failed(job):
                         reason = "not replaced: a failed suite still publishes the old file"
-                        ctx.fail(job, item.url, reason)
+                        ctx.fail(job, plan.url_of(ctx, rel, item), reason)
                 spread = True
-    for item in pending:
-        staged = staged_path(Path(item.dest))
+    for rel, item in pending:
+        dest = ctx.mirror / rel
+        staged = staged_path(dest)
         if any(ctx.failed(j) for j in item.jobs):
             staged.unlink(missing_ok=True)
             continue
         try:
-            os.replace(staged, item.dest)
+            os.replace(staged, dest)
         except OSError as exc:
             staged.unlink(missing_ok=True)
             for job in item.jobs:
-                ctx.fail(job, str(item.dest), f"cannot replace: {exc}")
+                ctx.fail(job, str(dest), f"cannot replace: {exc}")
