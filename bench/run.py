@@ -61,18 +61,25 @@ def _machine() -> str:
 
 
 def _one_run(
-    tool_key: str, scenario: str, work: Path, server: Nginx, expected: dict[str, int]
+    tool_key: str,
+    scenario: str,
+    work: Path,
+    server: Nginx,
+    expected: dict[str, int],
+    rnd: int,
 ) -> dict[str, Any]:
     tool = TOOLS[tool_key]
     tdir = work / tool_key
     os.sync()  # earlier runs' dirty pages must not be written back on this run's clock
     mark = server.mark()
-    m = run_measured(tool.argv(tdir / "mirror.list"), cwd=tdir, log=tdir / f"{scenario}.log")
+    log = tdir / f"{scenario}-{rnd}.log"
+    m = run_measured(tool.argv(tdir / f"mirror-{rnd}.list"), cwd=tdir, log=log)
     seen = server.since(mark)
-    pool_ok = _verify(tdir / "base", expected)
+    pool_ok = _verify(tdir / f"base-{rnd}", expected)
     row: dict[str, Any] = {
         "tool": tool_key,
         "scenario": scenario,
+        "round": rnd,
         "exit_code": m.exit_code,
         "wall": round(m.wall, 3),
         "user": round(m.user, 3),
@@ -85,13 +92,18 @@ def _one_run(
         "pool_expected": len(expected),
     }
     print(
-        f"  {scenario:8s} {tool.label:18s} wall {m.wall:7.2f}s cpu {m.cpu:7.2f}s "
+        f"  {scenario:8s} #{rnd} {tool.label:18s} wall {m.wall:7.2f}s cpu {m.cpu:7.2f}s "
         f"rss {m.maxrss_kib / 1024:6.0f}/{m.tree_rss_kib / 1024:6.0f} MiB "
         f"req {seen.requests:6d} (pool {seen.pool_requests:6d}) {seen.bytes / 1e6:8.1f} MB "
         f"exit {m.exit_code} pool {pool_ok}/{len(expected)}",
         flush=True,
     )
     return row
+
+
+def _rotated(keys: list[str], rnd: int) -> list[str]:
+    shift = (rnd - 1) % len(keys)
+    return keys[shift:] + keys[:shift]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         "--tools",
         default="aptmirror,perl,am2",
         help="comma-separated subset of: " + ", ".join(TOOLS),
+    )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="mirrors per tool (each initial, no-op, update); the report takes the median",
     )
     ap.add_argument("--keep", action="store_true", help="keep the generated data afterwards")
     ap.add_argument("--out", type=Path, help="directory for results.md/.json")
@@ -142,16 +160,21 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         server.start()
+        rounds = range(1, max(1, args.rounds) + 1)
         for k in keys:
             tdir = work / k
-            (tdir / "base").mkdir(parents=True)
-            (tdir / "mirror.list").write_text(
-                TOOLS[k].mirror_list(tdir / "base", server.base_url, info.keyring)
-            )
-        for k in keys:
-            runs.append(_one_run(k, "initial", work, server, state_a))
-        for k in keys:
-            runs.append(_one_run(k, "noop", work, server, state_a))
+            for r in rounds:
+                (tdir / f"base-{r}").mkdir(parents=True)
+                (tdir / f"mirror-{r}.list").write_text(
+                    TOOLS[k].mirror_list(tdir / f"base-{r}", server.base_url, info.keyring)
+                )
+        # each round starts with another tool, so none always runs first (or after the
+        # same neighbour) on this shared machine
+        for r in rounds:
+            for k in _rotated(keys, r):
+                runs.append(_one_run(k, "initial", work, server, state_a, r))
+            for k in _rotated(keys, r):
+                runs.append(_one_run(k, "noop", work, server, state_a, r))
         t0 = time.monotonic()
         info_b, bumped = upstream.update(info, key)
         state_b = upstream.pool_files(info_b)
@@ -161,12 +184,14 @@ def main(argv: list[str] | None = None) -> int:
             f" ({sum(new.values()) / 1e6:.0f} MB), in {time.monotonic() - t0:.0f} s",
             flush=True,
         )
-        for k in keys:
-            runs.append(_one_run(k, "update", work, server, state_b))
+        for r in rounds:
+            for k in _rotated(keys, r):
+                runs.append(_one_run(k, "update", work, server, state_b, r))
     finally:
         server.stop()
         key.close()
     meta = _meta(args.scale, keys, info, info_b, bumped, new)
+    meta["rounds"] = max(1, args.rounds)
     out_dir.mkdir(parents=True, exist_ok=True)
     report.write_json(out_dir / "results.json", meta, runs)
     (out_dir / "results.md").write_text(report.markdown(meta, runs, labels))

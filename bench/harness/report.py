@@ -40,11 +40,22 @@ def read_json(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return data["meta"], data["runs"]
 
 
+def _rounds(runs: list[dict[str, Any]], tool: str, scenario: str) -> list[dict[str, Any]]:
+    return [r for r in runs if r["tool"] == tool and r["scenario"] == scenario]
+
+
 def _find(runs: list[dict[str, Any]], tool: str, scenario: str) -> dict[str, Any] | None:
-    for r in runs:
-        if r["tool"] == tool and r["scenario"] == scenario:
-            return r
-    return None
+    """The run of median wall time among the rounds (one run: that run), with the largest
+    peak RSS and the worst exit status and pool check of all rounds."""
+    rows = sorted(_rounds(runs, tool, scenario), key=lambda r: r["wall"])
+    if not rows:
+        return None
+    median = dict(rows[(len(rows) - 1) // 2])
+    median["maxrss_kib"] = max(r["maxrss_kib"] for r in rows)
+    median["tree_rss_kib"] = max(r["tree_rss_kib"] for r in rows)
+    median["exit_code"] = max(rows, key=lambda r: abs(r["exit_code"]))["exit_code"]
+    median["pool_ok"] = min(r["pool_ok"] for r in rows)
+    return median
 
 
 def markdown(meta: dict[str, Any], runs: list[dict[str, Any]], labels: dict[str, str]) -> str:
@@ -62,6 +73,7 @@ def markdown(meta: dict[str, Any], runs: list[dict[str, Any]], labels: dict[str,
         "",
         "Tools: " + "; ".join(f"{labels[t]} {meta['versions'].get(t, '?')}" for t in tools) + ".",
         "",
+        *_rounds_note(meta),
         "| scenario | tool | wall s | CPU s (user+sys) | peak RSS MiB (largest process) "
         "| peak RSS MiB (process tree) | requests | pool-file requests | MB fetched | exit "
         "| pool files in mirror |",
@@ -102,11 +114,33 @@ def markdown(meta: dict[str, Any], runs: list[dict[str, Any]], labels: dict[str,
                     cells.append(_ratio(ours[field], theirs[field]) if theirs else "-")
                 out.append(f"| {SCENARIO_LABELS[sc]} | {name} | " + " | ".join(cells) + " |")
         out += ["", *_targets(runs)]
+    if meta.get("rounds", 1) > 1:
+        out += ["", "Wall time of every round, in the order run:", ""]
+        out += ["| scenario | tool | wall s per round |", "|---|---|---|"]
+        for sc in SCENARIOS:
+            for t in tools:
+                rows = sorted(_rounds(runs, t, sc), key=lambda r: r.get("round", 1))
+                if rows:
+                    walls = " / ".join(f"{r['wall']:.2f}" for r in rows)
+                    out.append(f"| {SCENARIO_LABELS[sc]} | {labels[t]} | {walls} |")
     return "\n".join(out) + "\n"
 
 
+def _rounds_note(meta: dict[str, Any]) -> list[str]:
+    n = meta.get("rounds", 1)
+    if n <= 1:
+        return ["Each figure is one run.", ""]
+    return [
+        f"Each tool mirrored {n} times (each round: initial mirror and no-op run, then after "
+        "the update another run on each round's mirror; each round starts with another "
+        "tool). Times and CPU are those of the run with the median wall time; peak RSS is "
+        "the largest of all rounds.",
+        "",
+    ]
+
+
 def _targets(runs: list[dict[str, Any]]) -> list[str]:
-    lines = ["Issue 3 targets (aptmirror vs the Perl apt-mirror, this run):", ""]
+    lines = ["Issue 3 targets (aptmirror vs the Perl apt-mirror, median runs):", ""]
     for sc, limit in TARGETS.items():
         ours, perl = _find(runs, "aptmirror", sc), _find(runs, "perl", sc)
         if ours is None or perl is None:
