@@ -96,6 +96,24 @@ class FetchRequest:
     # first attempt skips looking for one
     fresh: bool = False
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # pool worker processes get thousands: a Path pickles as its parts, and rebuilding
+        # it from them costs a dozen parsing calls; from one string, one
+        return (_request, (self.url, os.fspath(self.dest), self.expected, self.optional,
+                           self.max_size, self.mirrors, self.fresh))  # fmt: skip
+
+
+def _request(
+    url: str,
+    dest: str,
+    expected: Checksums | None,
+    optional: bool,
+    max_size: int,
+    mirrors: tuple[str, ...],
+    fresh: bool,
+) -> FetchRequest:
+    return FetchRequest(url, Path(dest), expected, optional, max_size, mirrors, fresh)
+
 
 @dataclass(frozen=True, slots=True)
 class FetchResult:
