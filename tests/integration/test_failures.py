@@ -90,14 +90,25 @@ class Scenario:
         return self.info
 
 
+def new_scenario(
+    tmp_path: Path,
+    key: TestKey,
+    serve: ServeFn,
+    capsys: pytest.CaptureFixture[str],
+    settings: dict[str, str],
+) -> Scenario:
+    """The sample repository served on loopback and a mirror.list for it; not mirrored yet."""
+    info = build_repo(tmp_path / "repo", key)
+    up = serve(info.root)
+    config = write_mirror_list(tmp_path, repo_lines(info, up.url), settings=settings)
+    return Scenario(tmp_path, key, info, up, config, capsys)
+
+
 @pytest.fixture
 def scenario(
     tmp_path: Path, repo_key: TestKey, serve: ServeFn, capsys: pytest.CaptureFixture[str]
 ) -> Scenario:
-    info = build_repo(tmp_path / "repo", repo_key)
-    up = serve(info.root)
-    config = write_mirror_list(tmp_path, repo_lines(info, up.url), settings={"nthreads": "4"})
-    sc = Scenario(tmp_path, repo_key, info, up, config, capsys)
+    sc = new_scenario(tmp_path, repo_key, serve, capsys, {"nthreads": "4"})
     first = sc.run()
     assert first.code == 0, first.output
     assert_published(sc)

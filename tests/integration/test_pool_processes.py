@@ -13,17 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from aptmirror.testing import Fault, TestKey, build_repo
+from aptmirror.testing import Fault, TestKey
 
 from .conftest import (
     ServeFn,
     base_dir,
-    repo_lines,
     sha256_file,
     var_dir,
-    write_mirror_list,
 )
-from .test_failures import Scenario, assert_published, assert_unchanged, tree_state
+from .test_failures import Scenario, assert_published, assert_unchanged, new_scenario, tree_state
 
 PROCS = {"nthreads": "4", "retry_delay": "0", "pool_processes": "3", "resume_min_size": "0"}
 
@@ -38,10 +36,7 @@ def _pool_files(sc: Scenario) -> list[str]:
 def procs(
     tmp_path: Path, repo_key: TestKey, serve: ServeFn, capsys: pytest.CaptureFixture[str]
 ) -> Scenario:
-    info = build_repo(tmp_path / "repo", repo_key)
-    up = serve(info.root)
-    config = write_mirror_list(tmp_path, repo_lines(info, up.url), settings=PROCS)
-    return Scenario(tmp_path, repo_key, info, up, config, capsys)
+    return new_scenario(tmp_path, repo_key, serve, capsys, PROCS)
 
 
 def _workers_of(pid: int) -> list[int]:

@@ -40,7 +40,14 @@ from .conftest import (
     var_dir,
     write_mirror_list,
 )
-from .test_failures import BUMP, Scenario, assert_published, assert_unchanged, tree_state
+from .test_failures import (
+    BUMP,
+    Scenario,
+    assert_published,
+    assert_unchanged,
+    new_scenario,
+    tree_state,
+)
 
 # the real retry loop, no backoff waits; the sample files are small: resume them all
 FAST = {"nthreads": "4", "retry_delay": "0", "resume_min_size": "0"}
@@ -84,10 +91,7 @@ def _sha256sum_check(tmp: Path) -> None:
 def scenario(
     tmp_path: Path, repo_key: TestKey, serve: ServeFn, capsys: pytest.CaptureFixture[str]
 ) -> Scenario:
-    info = build_repo(tmp_path / "repo", repo_key)
-    up = serve(info.root)
-    config = write_mirror_list(tmp_path, repo_lines(info, up.url), settings=FAST)
-    return Scenario(tmp_path, repo_key, info, up, config, capsys)
+    return new_scenario(tmp_path, repo_key, serve, capsys, FAST)
 
 
 def test_reset_mid_body_is_resumed_with_range(scenario: Scenario) -> None:
