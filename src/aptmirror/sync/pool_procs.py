@@ -103,7 +103,7 @@ class _Worker:
         self.positions = positions  # its request i is the caller's positions[i]
         self.open = set(range(len(positions)))  # neither done nor failed yet
         self.proc: asyncio.subprocess.Process | None = None
-        self.status: int | None = None
+        self.failure = ""  # why it did not finish its share
 
 
 async def fetch_in_processes(
@@ -126,8 +126,8 @@ async def fetch_in_processes(
         for w in workers:
             if w.open:
                 warn(
-                    f"pool worker process exited with status {w.status} before finishing"
-                    f" {len(w.open)} files; the run fetches them itself"
+                    f"pool worker process {w.failure} before finishing {len(w.open)} files;"
+                    " the run fetches them itself"
                 )
                 left += [w.positions[i] for i in sorted(w.open)]
         return left
@@ -170,11 +170,15 @@ async def _drive(
     on_error: Callable[[int, FetchError], None],
     stats: FetchStats,
 ) -> None:
-    w.proc = proc = await asyncio.create_subprocess_exec(
-        *WORKER_COMMAND,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
+    try:
+        w.proc = proc = await asyncio.create_subprocess_exec(
+            *WORKER_COMMAND,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+    except OSError as exc:  # left to the run itself, like a worker that died
+        w.failure = f"could not be started ({exc.strerror or exc})"
+        return
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(frame(WorkerTask(share, tuple(request(i) for i in w.positions))))
     with contextlib.suppress(ConnectionError):
@@ -198,4 +202,4 @@ async def _drive(
         if report.stats is not None:
             stats.add(report.stats)
     proc.stdin.close()
-    w.status = await proc.wait()
+    w.failure = f"exited with status {await proc.wait()}"
