@@ -157,8 +157,8 @@ class Settings:
     slow_rate_startup: float = 15.0  # grace, and the window the average rate is taken over
     slow_rate: int = 100 * 1024  # bytes per second; slower transfers are aborted and retried
     max_connections_per_host: int = 8  # 0 = only nthreads limits connections
-    # processes downloading pool files, the run's own included: 0 = auto (one per core, at
-    # most 4, for 200 files or more), 1 = the run's process alone, N = the run + N-1 workers
+    # worker processes for the pool downloads: 0 = auto (one per core, at most 4, for
+    # 2,000 files or more), 1 = none (all in the run's process), N = that many
     pool_processes: int = 0
     etc_netrc: str = "/etc/apt/auth.conf"  # apt's auth.conf (+ auth.conf.d/*.conf); "" = none
     https_only: bool = False  # refuse plain-http sources and redirects to http
