@@ -24,7 +24,7 @@ def planned(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     def spy(ctx, idx, plan, var):  # type: ignore[no-untyped-def]
         calls.append(idx.verified.job.dist)
-        yield from real(ctx, idx, plan, var)
+        real(ctx, idx, plan, var)
 
     monkeypatch.setattr(runmod, "plan_suite", spy)
     return calls

@@ -4,7 +4,6 @@ files; a dead run stops its workers."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -14,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from aptmirror.sync import pool_procs
 from aptmirror.testing import Fault, TestKey
 
 from .conftest import (
@@ -186,50 +184,3 @@ def test_a_worker_that_cannot_start_leaves_its_share_to_the_run(
     assert_published(sc)
     for rel in _pool_files(sc):
         assert sha256_file(sc.mirror / rel) == sha256_file(sc.info.root / rel), rel
-
-
-def test_workers_started_while_planning_are_used_then_gone(
-    procs: Scenario, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """From AUTO_MIN_FILES_WARM planned files the workers start while planning goes on (here
-    from 1); the pool stage takes them, and none is left running after the run."""
-    sc = procs
-    monkeypatch.setattr("aptmirror.sync.run.AUTO_MIN_FILES_WARM", 1)
-    started: list[int] = []
-    real = pool_procs._spawn
-
-    async def spawn() -> asyncio.subprocess.Process:
-        proc = await real()
-        started.append(proc.pid)
-        return proc
-
-    monkeypatch.setattr(pool_procs, "_spawn", spawn)
-    res = sc.run()
-    assert res.code == 0, res.output
-    assert_published(sc)
-    assert len(started) == 2  # pool_processes 3: two workers, both started early
-    assert not any(_alive(pid) for pid in started)
-
-
-def test_workers_started_for_nothing_are_stopped(
-    procs: Scenario, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Started while planning, but the batch is too small for them: stopped, not leaked."""
-    sc = procs
-    sc.config.write_text(sc.config.read_text().replace("pool_processes 3", "pool_processes 2"))
-    monkeypatch.setattr("aptmirror.sync.run.AUTO_MIN_FILES_WARM", 1)
-    monkeypatch.setattr("aptmirror.sync.pool.process_count", lambda *a, **k: 1)
-    started: list[int] = []
-    real = pool_procs._spawn
-
-    async def spawn() -> asyncio.subprocess.Process:
-        proc = await real()
-        started.append(proc.pid)
-        return proc
-
-    monkeypatch.setattr(pool_procs, "_spawn", spawn)
-    res = sc.run()
-    assert res.code == 0, res.output
-    assert_published(sc)
-    assert len(started) == 1
-    assert not _alive(started[0])

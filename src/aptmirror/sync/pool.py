@@ -32,7 +32,6 @@ from aptmirror.sync.indexes import SuiteIndexes
 from aptmirror.sync.jobs import RepoJob
 from aptmirror.sync.pool_procs import (
     RUN_SHARE_WEIGHT,
-    Spares,
     deal,
     fetch_here,
     fetch_in_processes,
@@ -128,9 +127,8 @@ def _conflict(plan: PoolPlan, rel: str, job: RepoJob, checksums: Checksums) -> s
     return None if same else uri
 
 
-def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles) -> Iterator[None]:
-    """Add the suite's pool files to ``plan`` and ``var``, yielding after each index file
-    (the caller may act on what is planned so far); errors are recorded in ``ctx``."""
+def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles) -> None:
+    """Add the suite's pool files to ``plan`` and ``var``; errors are recorded in ``ctx``."""
     job = idx.verified.job
     root = ctx.local_root(job)
     mirror = os.fspath(ctx.mirror)
@@ -175,10 +173,9 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
         except FormatError as exc:
             index_url = job.url(path.relative_to(ctx.skel / ctx.suite_rel(job)).as_posix())
             ctx.fail(job, index_url, str(exc))
-        yield
 
 
-async def download_pool(ctx: RunContext, plan: PoolPlan, spares: Spares | None = None) -> None:
+async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
     """Download every planned file with ``nthreads`` transfers; failures go to ``ctx``.
 
     Order: see :mod:`aptmirror.fetch.batch`. A large batch is spread over this process and
@@ -205,8 +202,7 @@ async def download_pool(ctx: RunContext, plan: PoolPlan, spares: Spares | None =
         for job in items[i][1].jobs:
             ctx.fail(job, exc.url, exc.reason)
 
-    warm = spares is not None and spares.started
-    processes = process_count(ctx.settings.pool_processes, len(items), warm=warm)
+    processes = process_count(ctx.settings.pool_processes, len(items))
     if processes == 1:
         await fetch_all(ctx.fetcher, sizes, request, ctx.settings.nthreads, failed)
         return
@@ -219,9 +215,7 @@ async def download_pool(ctx: RunContext, plan: PoolPlan, spares: Spares | None =
         return dataclasses.replace(request(i), fresh=False)
 
     async def in_workers() -> None:
-        left = await fetch_in_processes(
-            share, theirs, request, ctx.emit, failed, stats, ctx.warn, spares
-        )
+        left = await fetch_in_processes(share, theirs, request, ctx.emit, failed, stats, ctx.warn)
         if left:
             await fetch_here(share, left, sizes, resumed, ctx.emit, failed, stats)
 

@@ -43,8 +43,6 @@ WORKER_COMMAND = (
 
 
 AUTO_MIN_FILES = 2000  # below this, starting processes costs more than it saves
-# ... unless they were started while the run was planning (Spares): then from this many
-AUTO_MIN_FILES_WARM = 200
 
 
 def cpu_count() -> int:
@@ -54,21 +52,15 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def spare_count(setting: int, cpus: int | None = None) -> int:
-    """Worker processes a large batch would use (see :func:`process_count`)."""
-    return process_count(setting, 1 << 30, cpus) - 1
-
-
-def process_count(setting: int, files: int, cpus: int | None = None, *, warm: bool = False) -> int:
+def process_count(setting: int, files: int, cpus: int | None = None) -> int:
     """How many processes download ``files`` (the run's own included, so 1 = no worker
     process): ``pool_processes`` when set, else (auto, 0) one per core — at most 4 — for a
-    large batch (2,000 files, or 200 when the workers are already started: ``warm``), 1 for
-    a small one."""
+    large batch, 1 for a small one."""
     if files == 0:
         return 1
     if setting > 0:
         return min(setting, files)
-    if files < (AUTO_MIN_FILES_WARM if warm else AUTO_MIN_FILES):
+    if files < AUTO_MIN_FILES:
         return 1
     return max(1, min(4, cpus if cpus is not None else cpu_count()))
 
@@ -106,56 +98,6 @@ def share_of(s: Settings, processes: int) -> Settings:
     )
 
 
-async def _spawn() -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *WORKER_COMMAND, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-    )
-
-
-class Spares:
-    """Worker processes started while the run plans, so that the pool stage finds them
-    ready: a worker needs about 0.3 s of a core to import its modules, which would otherwise
-    be spent when the downloads should start. Those not taken are stopped by :meth:`close`.
-    """
-
-    def __init__(self) -> None:
-        self._ready: list[asyncio.subprocess.Process] = []
-        self._starting: asyncio.Task[None] | None = None
-
-    def start(self, count: int) -> None:
-        if count > 0 and not self.started:
-            self._starting = asyncio.ensure_future(self._start(count))
-
-    async def _start(self, count: int) -> None:
-        for _ in range(count):
-            try:
-                self._ready.append(await _spawn())
-            except OSError:  # the pool stage will say so when it needs one
-                return
-
-    @property
-    def started(self) -> bool:
-        return self._starting is not None or bool(self._ready)
-
-    async def take(self) -> asyncio.subprocess.Process | None:
-        if self._starting is not None:
-            await self._starting
-            self._starting = None
-        return self._ready.pop() if self._ready else None
-
-    async def close(self) -> None:
-        if self._starting is not None:
-            self._starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._starting
-            self._starting = None
-        for proc in self._ready:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-        self._ready.clear()
-
-
 class _Worker:
     def __init__(self, positions: list[int]) -> None:
         self.positions = positions  # its request i is the caller's positions[i]
@@ -172,7 +114,6 @@ async def fetch_in_processes(
     on_error: Callable[[int, FetchError], None],
     stats: FetchStats,
     warn: Callable[[str], None],
-    spares: Spares | None = None,
 ) -> list[int]:
     """Fetch ``request(i)`` for the positions of each of ``shares`` in a worker process
     of its own, with the ``share`` settings; ``on_error(i, exc)`` for each that failed for
@@ -180,9 +121,7 @@ async def fetch_in_processes(
     not finish because it died (``warn`` says so), for the caller to fetch itself."""
     workers = [_Worker(p) for p in shares if p]
     try:
-        await asyncio.gather(
-            *(_drive(w, share, request, emit, on_error, stats, spares) for w in workers)
-        )
+        await asyncio.gather(*(_drive(w, share, request, emit, on_error, stats) for w in workers))
         left: list[int] = []
         for w in workers:
             if w.open:
@@ -230,11 +169,13 @@ async def _drive(
     emit: Emit,
     on_error: Callable[[int, FetchError], None],
     stats: FetchStats,
-    spares: Spares | None,
 ) -> None:
     try:
-        proc = await spares.take() if spares is not None else None
-        w.proc = proc = proc or await _spawn()
+        w.proc = proc = await asyncio.create_subprocess_exec(
+            *WORKER_COMMAND,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
     except OSError as exc:  # left to the run itself, like a worker that died
         w.failure = f"could not be started ({exc.strerror or exc})"
         return

@@ -42,7 +42,6 @@ from aptmirror.sync.context import RunContext
 from aptmirror.sync.indexes import SuiteIndexes, fetch_indexes, select_for
 from aptmirror.sync.jobs import RepoJob, group_jobs
 from aptmirror.sync.pool import PoolPlan, commit_replacements, download_pool, plan_suite
-from aptmirror.sync.pool_procs import AUTO_MIN_FILES_WARM, Spares, spare_count
 from aptmirror.sync.release import fetch_release
 from aptmirror.units import format_size
 
@@ -125,23 +124,14 @@ async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
     )
     plan = PoolPlan()
     ctx.say("Processing indexes: [" + "".join(_marks(i) for i in indexes) + "]\n")
-    spares = Spares()
-    try:
-        if not plancache.reuse(ctx, indexes, plan):
-            warned = len(ctx.warnings)
-            with VarFiles(ctx.var) as var:
-                for idx in indexes:
-                    for _ in plan_suite(ctx, idx, plan, var):
-                        if len(plan.todo) >= AUTO_MIN_FILES_WARM and not spares.started:
-                            # enough to download: start the workers while planning goes on
-                            spares.start(spare_count(ctx.settings.pool_processes))
-                            await asyncio.sleep(0)  # let the start begin
-            plancache.save(ctx, indexes, plan, ctx.warnings[warned:])
-        ctx.say(f"{format_size(plan.todo_bytes)} will be downloaded into archive.")
-        work = download_pool(ctx, plan, spares)
-        await _stage(ctx, "archive", len(plan.todo), work, plan.todo_bytes)
-    finally:
-        await spares.close()
+    if not plancache.reuse(ctx, indexes, plan):
+        warned = len(ctx.warnings)
+        with VarFiles(ctx.var) as var:
+            for idx in indexes:
+                plan_suite(ctx, idx, plan, var)
+        plancache.save(ctx, indexes, plan, ctx.warnings[warned:])
+    ctx.say(f"{format_size(plan.todo_bytes)} will be downloaded into archive.")
+    await _stage(ctx, "archive", len(plan.todo), download_pool(ctx, plan), plan.todo_bytes)
     ctx.emit(StageStarted("publish", len(indexes)))
     # Build every snapshot first, then swap changed pool files in, then the snapshots: the
     # window in which old indexes meet new bytes of a same-named pool file is only the swaps.
