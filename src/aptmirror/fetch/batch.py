@@ -12,7 +12,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from aptmirror.errors import FetchError
-from aptmirror.fetch.fetcher import Fetcher, FetchRequest
+from aptmirror.fetch.fetcher import Fetcher, FetchRequest, FetchStats
+from aptmirror.fetch.setup import make_fetcher, read_auth_conf, transport_options
+from aptmirror.fetch.transport import HttpTransport
+from aptmirror.model import Settings
+from aptmirror.observe.events import Emit
 
 
 def small_worker_count(workers: int) -> int:
@@ -51,3 +55,20 @@ async def fetch_all(
     count = min(workers, max(1, len(order)))
     small = small_worker_count(count)
     await asyncio.gather(*(worker(n < small) for n in range(count)))
+
+
+async def fetch_share(
+    settings: Settings,
+    sizes: Sequence[int],
+    request: Callable[[int], FetchRequest],
+    emit: Emit,
+    on_error: Callable[[int, FetchError], None],
+    on_done: Callable[[int], None] | None = None,
+) -> FetchStats:
+    """:func:`fetch_all` through a connection pool and fetcher of its own, made from
+    ``settings`` (one share's: nthreads, per-host connections, limit_rate); its counters."""
+    credentials, _ = read_auth_conf(settings.etc_netrc)  # problems were reported by the run
+    async with HttpTransport(transport_options(settings, credentials)) as transport:
+        fetcher = make_fetcher(transport, settings, emit)
+        await fetch_all(fetcher, sizes, request, settings.nthreads, on_error, on_done)
+    return fetcher.stats

@@ -38,7 +38,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TypeVar
@@ -136,7 +136,6 @@ class FetchStats:
     failures: int = 0
     resumed: int = 0  # transfers continued from a partial file with a Range request
     resumed_bytes: int = 0  # bytes not fetched again thanks to that
-    by_url_error: dict[str, str] = field(default_factory=dict)
 
     def add(self, other: FetchStats) -> None:
         self.requests += other.requests
@@ -146,7 +145,6 @@ class FetchStats:
         self.failures += other.failures
         self.resumed += other.resumed
         self.resumed_bytes += other.resumed_bytes
-        self.by_url_error.update(other.by_url_error)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,13 +41,14 @@ def plan_key(ctx: RunContext, indexes: list[SuiteIndexes]) -> str:
     return h.hexdigest()
 
 
-def reuse(ctx: RunContext, indexes: list[SuiteIndexes], plan: PoolPlan) -> bool:
-    """Fill ``plan`` from the cache when it applies and every file is in place."""
+def reuse(ctx: RunContext, key: str, plan: PoolPlan) -> bool:
+    """Fill ``plan`` from the cache when it was saved under ``key`` (:func:`plan_key`) and
+    every file is in place."""
     if ctx.failures:
         return False
     try:
         with (ctx.var / CACHE_NAME).open(encoding="utf-8", errors="surrogateescape") as fh:
-            if fh.readline() != f"{_MAGIC} {plan_key(ctx, indexes)}\n":
+            if fh.readline() != f"{_MAGIC} {key}\n":
                 return False
             if not all((ctx.var / name).is_file() for name in _KEPT_LISTS):
                 return False
@@ -83,13 +84,13 @@ def _read_and_check(lines: Iterable[str], mirror: str) -> tuple[dict[str, int] |
     return keep, warnings
 
 
-def save(ctx: RunContext, indexes: list[SuiteIndexes], plan: PoolPlan, warnings: list[str]) -> None:
+def save(ctx: RunContext, key: str, plan: PoolPlan, warnings: list[str]) -> None:
     """Remember this plan (only when nothing failed so far; else forget the old one)."""
     path = ctx.var / CACHE_NAME
     if ctx.failures:
         path.unlink(missing_ok=True)
         return
-    lines = [f"{_MAGIC} {plan_key(ctx, indexes)}"]
+    lines = [f"{_MAGIC} {key}"]
     lines += [f"W\t{' '.join(text.splitlines())}" for text in warnings]
     lines += [f"{size}\t{rel}" for rel, size in plan.keep.items()]
     with AtomicFile(path) as out:

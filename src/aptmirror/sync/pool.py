@@ -77,7 +77,6 @@ class PoolPlan:
     # every referenced path, relative to mirror -> its size (the first listing's)
     keep: dict[str, int] = field(default_factory=dict)
     todo: dict[str, Download] = field(default_factory=dict)  # relpath -> download
-    parsed: int = 0
     # relpath -> (repository URI, size and strongest hash) for repositories stored under a
     # mirror_path, which another repository may share: see _conflict
     owners: dict[str, tuple[str, Checksums]] = field(default_factory=dict)
@@ -137,7 +136,6 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
         try:
             for pf in pool_records(kind, path):
                 rel = f"{root}/{pf.path}"
-                plan.parsed += 1
                 var.add_pool_file(
                     rel,
                     pf.checksums.get("MD5Sum"),

@@ -25,10 +25,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from aptmirror.errors import FetchError
-from aptmirror.fetch.batch import fetch_all
+from aptmirror.fetch.batch import fetch_share
 from aptmirror.fetch.fetcher import FetchRequest, FetchStats
-from aptmirror.fetch.setup import make_fetcher, read_auth_conf, transport_options
-from aptmirror.fetch.transport import HttpTransport
 from aptmirror.model import Settings
 from aptmirror.observe.events import Emit
 from aptmirror.sync.pool_worker import FRAME_HEADER, WorkerReport, WorkerTask, frame, frame_length
@@ -149,17 +147,15 @@ async def fetch_here(
     stats: FetchStats,
 ) -> None:
     """The run's own share, in this process, with the same limits as one worker."""
-    credentials, _ = read_auth_conf(share.etc_netrc)  # problems were reported by the run
-    async with HttpTransport(transport_options(share, credentials)) as transport:
-        fetcher = make_fetcher(transport, share, emit)
-        await fetch_all(
-            fetcher,
+    stats.add(
+        await fetch_share(
+            share,
             [sizes[i] for i in positions],
             lambda j: request(positions[j]),
-            share.nthreads,
+            emit,
             lambda j, exc: on_error(positions[j], exc),
         )
-    stats.add(fetcher.stats)
+    )
 
 
 async def _drive(

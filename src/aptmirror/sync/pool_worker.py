@@ -27,10 +27,8 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from aptmirror.errors import FetchError
-from aptmirror.fetch.batch import fetch_all, request_size
+from aptmirror.fetch.batch import fetch_share, request_size
 from aptmirror.fetch.fetcher import FetchRequest, FetchStats
-from aptmirror.fetch.setup import make_fetcher, read_auth_conf, transport_options
-from aptmirror.fetch.transport import HttpTransport
 from aptmirror.model import Settings
 from aptmirror.observe.events import Event, FileProgress
 from aptmirror.sync.loop import run_loop
@@ -137,19 +135,20 @@ async def work(task: WorkerTask, out: Outbox) -> FetchStats:
                 current.cancel()
 
     loop.add_reader(0, stdin_readable)
-    s = task.settings
-    credentials, _ = read_auth_conf(s.etc_netrc)  # problems were reported by the run
-    async with HttpTransport(transport_options(s, credentials)) as transport:
-        fetcher = make_fetcher(transport, s, out.emit)
-        ticker = asyncio.create_task(_tick(out))
-        try:
-            requests = task.requests
-            sizes = [request_size(r) for r in requests]
-            await fetch_all(fetcher, sizes, requests.__getitem__, s.nthreads, out.error, out.done)
-        finally:
-            ticker.cancel()
-            loop.remove_reader(0)
-    return fetcher.stats
+    ticker = asyncio.create_task(_tick(out))
+    requests = task.requests
+    try:
+        return await fetch_share(
+            task.settings,
+            [request_size(r) for r in requests],
+            requests.__getitem__,
+            out.emit,
+            out.error,
+            out.done,
+        )
+    finally:
+        ticker.cancel()
+        loop.remove_reader(0)
 
 
 def main() -> int:

@@ -124,12 +124,13 @@ async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
     )
     plan = PoolPlan()
     ctx.say("Processing indexes: [" + "".join(_marks(i) for i in indexes) + "]\n")
-    if not plancache.reuse(ctx, indexes, plan):
+    key = plancache.plan_key(ctx, indexes)
+    if not plancache.reuse(ctx, key, plan):
         warned = len(ctx.warnings)
         with VarFiles(ctx.var) as var:
             for idx in indexes:
                 plan_suite(ctx, idx, plan, var)
-        plancache.save(ctx, indexes, plan, ctx.warnings[warned:])
+        plancache.save(ctx, key, plan, ctx.warnings[warned:])
     ctx.say(f"{format_size(plan.todo_bytes)} will be downloaded into archive.")
     await _stage(ctx, "archive", len(plan.todo), download_pool(ctx, plan), plan.todo_bytes)
     ctx.emit(StageStarted("publish", len(indexes)))
