@@ -121,19 +121,33 @@ def _wait_for(what: str, check: object, proc: subprocess.Popen[bytes], log: Path
         time.sleep(0.02)
 
 
+def _run_with_a_stalled_worker(
+    sc: Scenario, stalls: int | None
+) -> tuple[subprocess.Popen[bytes], Path, str, list[int]]:
+    """Start the CLI with the largest pool file stalling after 100 bytes (``stalls`` times;
+    None: always) and wait until it does: (process, its log, that file, its pool workers —
+    at least the one holding the stalled file; the other may have finished already)."""
+    stalled = max(_pool_files(sc), key=lambda r: (sc.info.root / r).stat().st_size)
+    sc.up.add_fault(f"/{stalled}", Fault("stall", after_bytes=100, seconds=60, times=stalls))
+    log = sc.tmp / "run.log"
+    proc = _start_cli(sc.config, log)
+    partial = sc.mirror / Path(stalled).parent / f".{Path(stalled).name}.aptmirror-partial"
+    try:
+        _wait_for("the stalled transfer", partial.exists, proc, log)
+        workers = _workers_of(proc.pid)
+        assert workers
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, log, stalled, workers
+
+
 def test_the_run_fetches_what_a_killed_worker_left(procs: Scenario) -> None:
     """Workers killed mid-transfer (as by the OOM killer): the run warns, fetches their
     unfinished files itself — resuming the partial file — and publishes."""
     sc = procs
-    stalled = max(_pool_files(sc), key=lambda r: (sc.info.root / r).stat().st_size)
-    sc.up.add_fault(f"/{stalled}", Fault("stall", after_bytes=100, seconds=60, times=1))
-    log = sc.tmp / "run.log"
-    proc = _start_cli(sc.config, log)
+    proc, log, stalled, workers = _run_with_a_stalled_worker(sc, stalls=1)
     try:
-        partial = sc.mirror / Path(stalled).parent / f".{Path(stalled).name}.aptmirror-partial"
-        _wait_for("the stalled transfer", partial.exists, proc, log)
-        workers = _workers_of(proc.pid)  # the other may have finished its share already
-        assert workers
         for pid in workers:  # the one holding the stalled file cannot finish: kill them
             os.kill(pid, signal.SIGKILL)
         assert proc.wait(60) == 0, log.read_text()
@@ -150,15 +164,8 @@ def test_the_run_fetches_what_a_killed_worker_left(procs: Scenario) -> None:
 
 def test_a_killed_run_stops_its_workers(procs: Scenario) -> None:
     sc = procs
-    stalled = max(_pool_files(sc), key=lambda r: (sc.info.root / r).stat().st_size)
-    sc.up.add_fault(f"/{stalled}", Fault("stall", after_bytes=100, seconds=60))
-    log = sc.tmp / "run.log"
-    proc = _start_cli(sc.config, log)
+    proc, _, _, workers = _run_with_a_stalled_worker(sc, stalls=None)
     try:
-        partial = sc.mirror / Path(stalled).parent / f".{Path(stalled).name}.aptmirror-partial"
-        _wait_for("the stalled transfer", partial.exists, proc, log)
-        workers = _workers_of(proc.pid)  # at least the one holding the stalled file
-        assert workers
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         deadline = time.monotonic() + 20
