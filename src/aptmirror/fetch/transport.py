@@ -1,13 +1,14 @@
-"""HTTP transport: the only module that imports the aiohttp client.
+"""HTTP transport: the policy around :mod:`aptmirror.fetch.http1`'s connection pool.
 
-One ``aiohttp.ClientSession`` with keep-alive connection pooling for a whole run. It
-translates aiohttp's exceptions into :class:`~aptmirror.errors.FetchError` so nothing above
-this module needs to know aiohttp. It does not retry, verify or write files.
+One pool with keep-alive connections for a whole run. Here is decided, per request, which
+proxy to go through (mirror.list, else the environment), which credentials to send (from
+the URL, else auth.conf; never carried across a redirect), whether plain http is allowed
+(``https_only``), how redirects are followed and which TLS context is used. Failures become
+:class:`~aptmirror.errors.FetchError` naming the URL. It does not retry, verify or write.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import ssl
 import urllib.request
@@ -15,16 +16,21 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from urllib.parse import unquote, urlsplit, urlunsplit
-
-import aiohttp
-from yarl import URL
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from aptmirror import __version__
 from aptmirror.errors import FetchError
 from aptmirror.fetch.authconf import Credential, find_credential
+from aptmirror.fetch.http1 import (
+    ConnectionPool,
+    Endpoint,
+    ProtocolError,
+    Response,
+    describe,
+    request_head,
+)
 
-CHUNK_SIZE = 256 * 1024
+__all__ = ["HttpTransport", "Response", "TransportOptions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,40 +54,25 @@ class TransportOptions:
     credentials: tuple[Credential, ...] = ()  # from auth.conf, for URLs without user:pass
 
 
-class Response:
-    """A streaming HTTP response: status, headers and the body in chunks."""
-
-    def __init__(self, url: str, raw: aiohttp.ClientResponse) -> None:
-        self.url = url
-        self._raw = raw
-        self.status: int = raw.status
-        self.headers: Mapping[str, str] = raw.headers
-        self.content_length: int | None = raw.content_length
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._raw.content.iter_chunked(CHUNK_SIZE):
-                yield chunk
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise FetchError(self.url, _describe(exc)) from exc
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out"
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
-
-
-def _ssl_context(options: TransportOptions) -> ssl.SSLContext | bool:
-    if not options.verify_tls:
-        return False
-    if not options.ca_certificate and not options.certificate:
-        return True  # aiohttp's default verifying context, built once at import (≈ 20 ms)
+def ssl_context(options: TransportOptions) -> ssl.SSLContext:
+    """The TLS context of a run (built when the first https URL is fetched)."""
     ctx = ssl.create_default_context(cafile=options.ca_certificate or None)
+    if not options.verify_tls:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     if options.certificate:
         ctx.load_cert_chain(options.certificate, options.private_key or None)
     return ctx
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """How one URL is requested: the connection's endpoint and the request's bytes."""
+
+    endpoint: Endpoint
+    target: str  # origin-form path, or the absolute URL for a plain-http proxy
+    host: str  # the Host header
+    proxy_auth: str | None  # Proxy-Authorization to send with a plain-http proxy request
 
 
 class HttpTransport:
@@ -89,9 +80,16 @@ class HttpTransport:
 
     def __init__(self, options: TransportOptions) -> None:
         self._options = options
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
+        self._ssl: ssl.SSLContext | None = None
         self._env_proxies: dict[str, str] | None = None
         self._env_cache: dict[tuple[str, str], str | None] = {}
+        self._routes: dict[tuple[str, str], tuple[Endpoint, str | None]] = {}
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl_context(self._options)
+        return self._ssl
 
     def _env_proxy(self, url: str) -> str | None:
         """``http_proxy``/``https_proxy``/``no_proxy`` from the environment, as curl/wget."""
@@ -109,23 +107,12 @@ class HttpTransport:
 
     async def __aenter__(self) -> HttpTransport:
         opts = self._options
-        connector = aiohttp.TCPConnector(
-            limit=max(1, opts.max_connections),
-            limit_per_host=max(0, opts.max_connections_per_host),
-            ssl=_ssl_context(opts),
-            enable_cleanup_closed=True,
-        )
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=opts.connect_timeout, sock_read=opts.read_timeout
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=timeout,
-            headers={"User-Agent": opts.user_agent},
-            auto_decompress=False,
-            # Environment proxies are resolved here once per host (_env_proxy), not by
-            # aiohttp's trust_env, which costs a thread hand-off on every request.
-            trust_env=False,
+        self._pool = ConnectionPool(
+            limit=opts.max_connections,
+            limit_per_host=opts.max_connections_per_host,
+            connect_timeout=opts.connect_timeout,
+            read_timeout=opts.read_timeout,
+            tls=self._tls,
         )
         return self
 
@@ -135,22 +122,67 @@ class HttpTransport:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
-    def _proxy_for(self, url: str) -> tuple[str | None, dict[str, str]]:
+    def _proxy_for(self, scheme: str, url: str) -> str | None:
         opts = self._options
-        proxy = opts.https_proxy if url.startswith("https:") else opts.http_proxy
+        proxy = opts.https_proxy if scheme == "https" else opts.http_proxy
         if opts.http_proxy is None and opts.https_proxy is None:
             proxy = self._env_proxy(url)
         if not proxy:
-            return None, {}
-        if "://" not in proxy:
-            proxy = f"http://{proxy}"  # wget takes "host:port" as well
-        if not opts.proxy_user:
-            return proxy, {}
-        return proxy, {"Proxy-Authorization": _basic(opts.proxy_user, opts.proxy_password or "")}
+            return None
+        return proxy if "://" in proxy else f"http://{proxy}"  # wget takes "host:port" too
+
+    def _route(self, url: str, reported: str) -> _Route:
+        """Endpoint, request target and Host header of ``url`` (errors name ``reported``)."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise FetchError(reported, f"bad URL {url!r}: {exc}", retryable=False) from exc
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise FetchError(reported, f"cannot fetch {url!r}: not an http(s) URL", retryable=False)
+        host = parts.netloc.rpartition("@")[2]
+        key = (scheme, host)
+        found = self._routes.get(key)
+        if found is None:
+            found = self._routes[key] = self._endpoint(
+                scheme, parts.hostname, port or DEFAULT_PORTS[scheme], url, reported
+            )
+        endpoint, proxy_auth = found
+        target = quote(parts.path or "/", safe=URL_SAFE)
+        if parts.query:
+            target += "?" + quote(parts.query, safe=URL_SAFE + "?")
+        if endpoint.proxy is not None and scheme == "http":  # the proxy forwards it
+            return _Route(endpoint, f"http://{host}{target}", host, proxy_auth)
+        return _Route(endpoint, target, host, None)
+
+    def _endpoint(
+        self, scheme: str, hostname: str, port: int, url: str, reported: str
+    ) -> tuple[Endpoint, str | None]:
+        """The endpoint of a host, and the Proxy-Authorization of its proxy (if any)."""
+        proxy = self._proxy_for(scheme, url)
+        if proxy is None:
+            return Endpoint(scheme, hostname, port), None
+        p = urlsplit(proxy)
+        try:
+            proxy_port = p.port or 80
+        except ValueError as exc:
+            raise FetchError(reported, f"bad proxy {proxy!r}: {exc}", retryable=False) from exc
+        if p.scheme.lower() != "http" or not p.hostname:
+            why = f"unsupported proxy {proxy!r} (an http:// proxy is needed)"
+            raise FetchError(reported, why, retryable=False)
+        opts = self._options
+        auth = None
+        if opts.proxy_user:
+            auth = _basic(opts.proxy_user, opts.proxy_password or "")
+        elif p.username is not None:
+            auth = _basic(unquote(p.username), unquote(p.password or ""))
+        via = (p.hostname, proxy_port)
+        return Endpoint(scheme, hostname, port, via, auth if scheme == "https" else None), auth
 
     def _headers_for(self, url: str, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = dict(extra or {})
@@ -181,51 +213,43 @@ class HttpTransport:
         Redirects are followed (at most 10), each hop checked against ``https_only`` before
         it is requested; credentials are chosen per hop, never carried to another URL.
         """
-        if self._session is None:
+        pool = self._pool
+        if pool is None:
             raise RuntimeError("HttpTransport used outside 'async with'")
         self._check_scheme(url)
         current = url
+        yielded = False
         try:
             for _ in range(MAX_REDIRECTS + 1):
-                proxy, proxy_headers = self._proxy_for(current)
-                request_headers = self._headers_for(current, headers)
-                if not current.startswith("https:"):
-                    # plain http is forwarded by the proxy (no CONNECT): it reads this header
-                    request_headers.update(proxy_headers)
-                async with self._session.get(
-                    _strip_userinfo(current),
-                    headers=request_headers,
-                    proxy=proxy,
-                    proxy_headers=proxy_headers or None,
-                    allow_redirects=False,
-                ) as raw:
-                    location = raw.headers.get("Location")
-                    if raw.status in REDIRECT_STATUSES and location:
-                        try:
-                            target = str(raw.url.join(URL(location)))
-                        except ValueError as exc:
-                            raise FetchError(url, f"bad redirect {location!r}: {exc}") from exc
+                route = self._route(current, url)
+                fields = {"User-Agent": self._options.user_agent, "Accept": "*/*"}
+                fields.update(self._headers_for(current, headers))
+                if route.proxy_auth is not None:  # plain http through a proxy
+                    fields["Proxy-Authorization"] = route.proxy_auth
+                head = request_head(route.target, route.host, fields)
+                async with pool.get(route.endpoint, head, url) as resp:
+                    location = resp.headers.get("Location")
+                    if resp.status in REDIRECT_STATUSES and location:
+                        target = urljoin(current, location.strip())
                         self._check_scheme(target, current)
                         current = target
                         continue
-                    yield Response(url, raw)
+                    yielded = True
+                    yield resp
                     return
             raise FetchError(url, f"more than {MAX_REDIRECTS} redirects", retryable=False)
-        except (TimeoutError, aiohttp.ClientError, ssl.SSLError) as exc:
-            raise FetchError(url, _describe(exc)) from exc
+        except (OSError, ProtocolError) as exc:  # TimeoutError and ssl.SSLError are OSErrors
+            if yielded:  # raised by the caller while reading (a full disk …): not ours
+                raise
+            raise FetchError(url, describe(exc)) from exc
 
 
 MAX_REDIRECTS = 10
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# kept as they are in a request target: RFC 3986 pchar, "/" and existing %-escapes
+URL_SAFE = "/%:@!$&'()*+,;=-._~"
 
 
 def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-
-
-def _strip_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=netloc))
