@@ -1,4 +1,4 @@
-"""Receiving one body into one file: hashing, buffered writes in worker threads, verification.
+"""Receiving one body into one file: hashing, buffered writes, verification.
 
 The body goes to a hidden ``.NAME.aptmirror-partial`` beside the destination (with a
 ``.meta`` sidecar when it can be resumed) and is renamed into place only when its size and
@@ -86,11 +86,8 @@ FLUSH_SIZE = 256 * 1024  # bounds the memory of each transfer in flight
 
 
 class BodyWriter:
-    """Collects a body in memory and writes + hashes it in a worker thread, 256 KiB at a time
-    (every chunk, for a resumable transfer).
-
-    Keeps the event loop free of file-system calls and spreads hashing over the cores:
-    a small file costs a single thread hand-off (open, write, hash, verify, rename).
+    """Collects a body in memory and writes + hashes it 256 KiB at a time (every chunk, for a
+    resumable transfer): a small file is one open, write, hash, verify and rename.
     """
 
     def __init__(
@@ -121,7 +118,7 @@ class BodyWriter:
         return self.write_through or self._pending_size >= FLUSH_SIZE
 
     def flush(self) -> None:
-        """Write and hash the buffer (in a worker thread)."""
+        """Write and hash the buffer."""
         if self._fh is None:
             self._fh = self._open()
         for chunk in self._pending:
@@ -157,7 +154,7 @@ class BodyWriter:
         last_modified: str | None,
         meta_written: bool,
     ) -> None:
-        """Flush, verify, and rename into place (in a worker thread)."""
+        """Flush, verify, and rename into place."""
         self.flush()
         self.close()
         if expected is not None:
