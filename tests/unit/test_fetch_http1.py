@@ -192,3 +192,21 @@ async def test_https_through_a_connect_proxy(
     finally:
         origin.close()
     assert seen == [f"CONNECT 127.0.0.1:{port} HTTP/1.1"] * 2
+
+
+async def test_slow_reader_gets_every_byte_of_a_large_body(raw_server: RawServer) -> None:
+    # 4 MiB arrive far faster than they are read: reading pauses at 1 MiB buffered and
+    # resumes as the reader drains, and the connection is reused afterwards
+    body = bytes(range(256)) * (4 * 4096)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    base, heads = await raw_server(lambda head: answer)
+    async with HttpTransport(TransportOptions(read_timeout=5)) as t:
+        for _ in range(2):
+            got = bytearray()
+            async with t.get(f"{base}/big") as r:
+                await asyncio.sleep(0.2)  # the whole answer is sent meanwhile
+                async for chunk in r.chunks():
+                    got += chunk
+                    await asyncio.sleep(0)
+            assert got == body
+    assert len(heads) == 2

@@ -79,7 +79,6 @@ class Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.used = False  # has served a request: the server may have closed it since
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
         self._busy = False
@@ -202,7 +201,6 @@ class Connection(asyncio.Protocol):
             raise ConnectionResetError("the connection was closed")
         self._reset()
         self._busy = True
-        self.used = True
         self.transport.write(head)
         while not self.headers_done:
             if self.error is not None:
@@ -373,7 +371,6 @@ class ConnectionPool:
         try:
             async with self._slots:
                 conn = await self._open(ep, head)
-                reusable = False
                 try:
                     yield Response(url, conn)
                 finally:
