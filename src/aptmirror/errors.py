@@ -13,7 +13,7 @@ AptMirrorError                  base of everything we raise on purpose
 │   └── LockError               another run holds var/apt-mirror.lock
 └── WipeProtectionError         cleaning would delete more than the configured ratio
 
-Adapters (aiohttp, subprocess, sqlite) translate their errors into these with
+Adapters (the HTTP client, subprocess, sqlite) translate their errors into these with
 ``raise ... from exc``; retry policy looks only at these types.
 """
 

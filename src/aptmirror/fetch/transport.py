@@ -76,7 +76,7 @@ class _Route:
 
 
 class HttpTransport:
-    """Owns the aiohttp session; use as ``async with HttpTransport(opts) as t``."""
+    """Owns the connection pool; use as ``async with HttpTransport(opts) as t``."""
 
     def __init__(self, options: TransportOptions) -> None:
         self._options = options
