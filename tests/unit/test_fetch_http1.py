@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -157,17 +156,11 @@ async def connect_proxy() -> AsyncIterator[tuple[str, list[str]]]:
 
 
 async def test_https_through_a_connect_proxy(
-    connect_proxy: tuple[str, list[str]], tmp_path: Path
+    connect_proxy: tuple[str, list[str]], certs: dict[str, Path]
 ) -> None:
-    cert, key = tmp_path / "c.pem", tmp_path / "c.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert = certs["server_cert"]
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
+    ctx.load_cert_chain(cert, certs["server_key"])
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while (head := await _read_head(reader)) is not None:

@@ -7,9 +7,7 @@ small aiohttp server on loopback.
 from __future__ import annotations
 
 import base64
-import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -79,27 +77,6 @@ def test_read_auth_conf_and_parts(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- servers
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed")
-    d = tmp_path_factory.mktemp("tls")
-    out = {}
-    for name in ("server", "client"):
-        cert, key = d / f"{name}.pem", d / f"{name}.key"
-        _openssl(
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        )  # fmt: skip
-        out[f"{name}_cert"], out[f"{name}_key"] = cert, key
-    return out
 
 
 Serve = Callable[..., Awaitable[str]]

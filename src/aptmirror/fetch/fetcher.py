@@ -45,7 +45,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from aptmirror.errors import FetchError, HTTPStatusError, VerificationError
@@ -71,7 +70,6 @@ from aptmirror.observe.events import (
     ignore,
 )
 
-T = TypeVar("T")
 _CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$", re.ASCII)
 
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urljoin, urlsplit
 
 from aptmirror import __version__
 from aptmirror.errors import FetchError
@@ -83,7 +83,7 @@ class HttpTransport:
         self._pool: ConnectionPool | None = None
         self._ssl: ssl.SSLContext | None = None
         self._env_proxies: dict[str, str] | None = None
-        self._env_cache: dict[tuple[str, str], str | None] = {}
+        # (scheme, host[:port]) -> endpoint and proxy credentials: proxy choice once per host
         self._routes: dict[tuple[str, str], tuple[Endpoint, str | None]] = {}
 
     def _tls(self) -> ssl.SSLContext:
@@ -91,19 +91,15 @@ class HttpTransport:
             self._ssl = ssl_context(self._options)
         return self._ssl
 
-    def _env_proxy(self, url: str) -> str | None:
+    def _env_proxy(self, scheme: str, host: str) -> str | None:
         """``http_proxy``/``https_proxy``/``no_proxy`` from the environment, as curl/wget."""
         if self._env_proxies is None:
             self._env_proxies = urllib.request.getproxies_environment()
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc.rpartition("@")[2])
-        if key not in self._env_cache:
-            proxy = self._env_proxies.get(parts.scheme) or self._env_proxies.get("all")
-            bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-            if proxy and bypass(key[1], self._env_proxies):
-                proxy = None
-            self._env_cache[key] = proxy or None
-        return self._env_cache[key]
+        proxy = self._env_proxies.get(scheme) or self._env_proxies.get("all")
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        if proxy and bypass(host, self._env_proxies):
+            return None
+        return proxy or None
 
     async def __aenter__(self) -> HttpTransport:
         opts = self._options
@@ -126,18 +122,17 @@ class HttpTransport:
             self._pool.close()
             self._pool = None
 
-    def _proxy_for(self, scheme: str, url: str) -> str | None:
+    def _proxy_for(self, scheme: str, host: str) -> str | None:
         opts = self._options
         proxy = opts.https_proxy if scheme == "https" else opts.http_proxy
         if opts.http_proxy is None and opts.https_proxy is None:
-            proxy = self._env_proxy(url)
+            proxy = self._env_proxy(scheme, host)
         if not proxy:
             return None
         return proxy if "://" in proxy else f"http://{proxy}"  # wget takes "host:port" too
 
-    def _route(self, url: str, reported: str) -> _Route:
+    def _route(self, parts: SplitResult, url: str, reported: str) -> _Route:
         """Endpoint, request target and Host header of ``url`` (errors name ``reported``)."""
-        parts = urlsplit(url)
         scheme = parts.scheme.lower()
         try:
             port = parts.port
@@ -150,7 +145,7 @@ class HttpTransport:
         found = self._routes.get(key)
         if found is None:
             found = self._routes[key] = self._endpoint(
-                scheme, parts.hostname, port or DEFAULT_PORTS[scheme], url, reported
+                scheme, host, parts.hostname, port or DEFAULT_PORTS[scheme], reported
             )
         endpoint, proxy_auth = found
         target = quote(parts.path or "/", safe=URL_SAFE)
@@ -161,10 +156,10 @@ class HttpTransport:
         return _Route(endpoint, target, host, None)
 
     def _endpoint(
-        self, scheme: str, hostname: str, port: int, url: str, reported: str
+        self, scheme: str, host: str, hostname: str, port: int, reported: str
     ) -> tuple[Endpoint, str | None]:
         """The endpoint of a host, and the Proxy-Authorization of its proxy (if any)."""
-        proxy = self._proxy_for(scheme, url)
+        proxy = self._proxy_for(scheme, host)
         if proxy is None:
             return Endpoint(scheme, hostname, port), None
         p = urlsplit(proxy)
@@ -184,9 +179,10 @@ class HttpTransport:
         via = (p.hostname, proxy_port)
         return Endpoint(scheme, hostname, port, via, auth if scheme == "https" else None), auth
 
-    def _headers_for(self, url: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+    def _headers_for(
+        self, parts: SplitResult, url: str, extra: Mapping[str, str] | None
+    ) -> dict[str, str]:
         headers = dict(extra or {})
-        parts = urlsplit(url)
         if parts.username is not None:  # credentials in the URL: sent as Basic auth
             user, password = unquote(parts.username), unquote(parts.password or "")
             headers.setdefault("Authorization", _basic(user, password))
@@ -221,9 +217,10 @@ class HttpTransport:
         yielded = False
         try:
             for _ in range(MAX_REDIRECTS + 1):
-                route = self._route(current, url)
+                parts = urlsplit(current)
+                route = self._route(parts, current, url)
                 fields = {"User-Agent": self._options.user_agent, "Accept": "*/*"}
-                fields.update(self._headers_for(current, headers))
+                fields.update(self._headers_for(parts, current, headers))
                 if route.proxy_auth is not None:  # plain http through a proxy
                     fields["Proxy-Authorization"] = route.proxy_auth
                 head = request_head(route.target, route.host, fields)
