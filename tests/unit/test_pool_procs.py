@@ -1,17 +1,28 @@
-"""sync.pool_procs / sync.pool_worker pieces: how many workers, how files are dealt, the
-settings share, and the report frames (order kept, progress merged)."""
+"""sync.pool_procs / sync.pool_worker pieces: how many workers, the shared size-ordered
+queue and how workers are fed from it, the settings share, and the report frames (order
+kept, progress merged)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import pickle
+from pathlib import Path
 
 from aptmirror.errors import FetchError
-from aptmirror.fetch.fetcher import FetchStats
-from aptmirror.model import Settings
+from aptmirror.fetch.batch import SizeQueue
+from aptmirror.fetch.fetcher import FetchRequest, FetchStats
+from aptmirror.model import Checksums, Settings
 from aptmirror.observe.events import FileDone, FileProgress, FileStarted
-from aptmirror.sync.pool_procs import AUTO_MIN_FILES, FILE_COST, deal, process_count, share_of
-from aptmirror.sync.pool_worker import FRAME_HEADER, Outbox, WorkerReport, frame_length
+from aptmirror.sync.pool_procs import AUTO_MIN_FILES, _batch, _Worker, process_count, share_of
+from aptmirror.sync.pool_worker import (
+    FEED_PER_TRANSFER,
+    FRAME_HEADER,
+    Outbox,
+    WorkerBatch,
+    WorkerReport,
+    frame_length,
+)
 
 
 def test_process_count() -> None:
@@ -25,18 +36,71 @@ def test_process_count() -> None:
     assert process_count(3, 0, cpus=8) == 1
 
 
-def test_deal_balances_the_work() -> None:
-    sizes = [10_000_000, 5_000_000, *range(1000, 3000)]
+def test_size_queue_gives_either_end() -> None:
+    q = SizeQueue([30, 10, 50, 20, 40])
+    assert q.closed and len(q) == 5
+    assert [q.take(smallest=True), q.take(smallest=False), q.take(smallest=True)] == [1, 2, 3]
+    assert len(q) == 2
+    assert [q.take(smallest=False), q.take(smallest=False), q.take(smallest=True)] == [4, 0, None]
+    assert len(SizeQueue([])) == 0 and SizeQueue([]).closed  # nothing to wait for
 
-    def work(hand: list[int]) -> int:
-        return sum(sizes[i] + FILE_COST for i in hand)
 
-    hands = deal(sizes, 2)
-    assert sorted(hands[0] + hands[1]) == list(range(len(sizes)))
-    assert abs(work(hands[0]) - work(hands[1])) <= 3000 + FILE_COST  # at most one file apart
-    lighter = deal(sizes, 2, [1.0, 0.5])
-    assert abs(work(lighter[0]) / work(lighter[1]) - 2.0) < 0.01
-    assert deal([5], 3) == [[0], [], []]
+async def test_an_open_size_queue_waits_for_more() -> None:
+    q = SizeQueue()
+    taken: list[int | None] = []
+
+    async def taker() -> None:
+        while (i := await q.next(smallest=False)) is not None:
+            taken.append(i)
+
+    task = asyncio.create_task(taker())
+    await asyncio.sleep(0.01)
+    assert taken == [] and not task.done()  # open and empty: waits
+    q.put([(7, 700), (8, 100), (9, 900)])
+    await asyncio.sleep(0.01)
+    assert taken == [9, 7, 8]  # largest first
+    q.put([(3, 5)])
+    q.close()
+    await asyncio.wait_for(task, 1)
+    assert taken == [9, 7, 8, 3]
+
+
+def _frames(data: bytes) -> list[object]:
+    out = []
+    while data:
+        n = frame_length(data[:FRAME_HEADER])
+        out.append(pickle.loads(data[FRAME_HEADER : FRAME_HEADER + n]))
+        data = data[FRAME_HEADER + n :]
+    return out
+
+
+def test_a_worker_is_topped_up_from_both_ends_until_the_queue_is_empty() -> None:
+    sizes = list(range(1000, 1100))
+    queue = SizeQueue(sizes)
+    share = Settings(nthreads=2)
+    want = 2 * FEED_PER_TRANSFER
+
+    def request(i: int) -> FetchRequest:
+        return FetchRequest(f"http://h/{i}", Path(f"/m/{i}"), Checksums(sizes[i], ()))
+
+    w = _Worker()
+    (first,) = _frames(_batch(w, share, queue, request))
+    assert isinstance(first, WorkerBatch) and not first.last
+    got = [i for i, _ in first.requests]
+    assert len(got) == want and w.open == set(got)
+    # three of every four from the large end, one from the small end
+    assert got[:4] == [99, 98, 97, 0] and got[4:8] == [96, 95, 94, 1]
+    assert all(req.url == f"http://h/{i}" for i, req in first.requests)
+    assert _batch(w, share, queue, request) == b""  # it has enough
+    w.open -= set(got[:5])  # five done: five more
+    (more,) = _frames(_batch(w, share, queue, request))
+    assert isinstance(more, WorkerBatch) and len(more.requests) == 5
+    while len(queue) > 0:  # others take the rest
+        queue.take(smallest=True)
+    w.open.clear()
+    (end,) = _frames(_batch(w, share, queue, request))
+    assert isinstance(end, WorkerBatch) and end.last and end.requests == ()
+    assert _batch(w, share, queue, request) == b""  # "last" goes out once
 
 
 def test_share_keeps_the_run_totals() -> None:
@@ -49,15 +113,6 @@ def test_share_keeps_the_run_totals() -> None:
         None,
         0,
     )
-
-
-def _frames(data: bytes) -> list[WorkerReport]:
-    out = []
-    while data:
-        n = frame_length(data[:FRAME_HEADER])
-        out.append(pickle.loads(data[FRAME_HEADER : FRAME_HEADER + n]))
-        data = data[FRAME_HEADER + n :]
-    return out
 
 
 def test_outbox_merges_progress_and_keeps_the_order() -> None:
@@ -75,6 +130,7 @@ def test_outbox_merges_progress_and_keeps_the_order() -> None:
     box.flush(stats)
     box.flush()  # nothing new: no frame
     first, last = _frames(buf.getvalue())
+    assert isinstance(first, WorkerReport) and isinstance(last, WorkerReport)
     kinds = [(type(e).__name__, getattr(e, "bytes", None)) for e in first.events]
     assert kinds == [
         ("FileStarted", None),

@@ -1,15 +1,18 @@
 """Many files through one Fetcher: ``workers`` transfers at a time, ordered by size.
 
-The queue is sorted by size. A quarter of the workers (at least one, when there are two or
-more) take the smallest file left, the others the largest: huge files start early (the run
-is not left waiting on one at the end) and small files never wait behind them.
+The files wait in a :class:`SizeQueue`. A quarter of the workers (at least one, when there
+are two or more) take the smallest file left, the others the largest: huge files start
+early (the run is not left waiting on one at the end) and small files never wait behind
+them. Several takers may share one queue: the run's own transfers and the feeders of its
+pool worker processes (:mod:`aptmirror.sync.pool_procs`), which is how the work stays
+balanced between processes whatever each one's speed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Callable, Sequence
+import bisect
+from collections.abc import Callable, Iterable, Sequence
 
 from aptmirror.errors import FetchError
 from aptmirror.fetch.fetcher import Fetcher, FetchRequest, FetchStats
@@ -28,22 +31,68 @@ def request_size(req: FetchRequest) -> int:
     return req.expected.size if req.expected is not None else 0
 
 
+class SizeQueue:
+    """Positions of files, ordered by size; taken from either end.
+
+    Made with the sizes of every position it is complete; made without, it is *open*:
+    positions are added with :meth:`put` until :meth:`close`, and :meth:`next` waits for them.
+    """
+
+    def __init__(self, sizes: Sequence[int] | None = None) -> None:
+        self._items = sorted((size, i) for i, size in enumerate(sizes or ()))
+        self._lo = 0  # taken from the small end so far
+        self.closed = sizes is not None
+        self._added = None if self.closed else asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._items) - self._lo
+
+    def put(self, items: Iterable[tuple[int, int]]) -> None:
+        """Add (position, size) pairs."""
+        for i, size in items:
+            bisect.insort(self._items, (size, i), self._lo)
+        if self._added is not None:
+            self._added.set()
+
+    def close(self) -> None:
+        """Nothing more will be added."""
+        self.closed = True
+        if self._added is not None:
+            self._added.set()
+
+    def take(self, smallest: bool) -> int | None:
+        """The position of the smallest (or largest) file left, or None when empty."""
+        if self._lo == len(self._items):
+            return None
+        if smallest:
+            self._lo += 1
+            return self._items[self._lo - 1][1]
+        return self._items.pop()[1]
+
+    async def next(self, smallest: bool) -> int | None:
+        """Like :meth:`take`, waiting for more while the queue is open; None at the end."""
+        while True:
+            i = self.take(smallest)
+            if i is not None or self.closed or self._added is None:
+                return i
+            self._added.clear()
+            await self._added.wait()
+
+
 async def fetch_all(
     fetcher: Fetcher,
-    sizes: Sequence[int],
+    queue: SizeQueue,
     request: Callable[[int], FetchRequest],
     workers: int,
     on_error: Callable[[int, FetchError], None],
     on_done: Callable[[int], None] | None = None,
 ) -> None:
-    """Fetch ``request(i)`` for every position ``i`` of ``sizes`` (made when its turn comes:
-    a first mirror does not hold a request per file); ``on_error(i, exc)`` for each one that
-    failed for good, ``on_done(i)`` for each one that is in place."""
-    order = deque(sorted(range(len(sizes)), key=sizes.__getitem__))
+    """Fetch ``request(i)`` for every position ``i`` taken from ``queue`` (made when its turn
+    comes: a first mirror does not hold a request per file); ``on_error(i, exc)`` for each
+    one that failed for good, ``on_done(i)`` for each one that is in place."""
 
     async def worker(smallest_first: bool) -> None:
-        while order:
-            i = order.popleft() if smallest_first else order.pop()
+        while (i := await queue.next(smallest_first)) is not None:
             try:
                 await fetcher.fetch(request(i))
             except FetchError as exc:
@@ -52,14 +101,14 @@ async def fetch_all(
             if on_done is not None:
                 on_done(i)
 
-    count = min(workers, max(1, len(order)))
+    count = max(1, workers if not queue.closed else min(workers, len(queue)))
     small = small_worker_count(count)
     await asyncio.gather(*(worker(n < small) for n in range(count)))
 
 
 async def fetch_share(
     settings: Settings,
-    sizes: Sequence[int],
+    queue: SizeQueue,
     request: Callable[[int], FetchRequest],
     emit: Emit,
     on_error: Callable[[int, FetchError], None],
@@ -70,5 +119,5 @@ async def fetch_share(
     credentials, _ = read_auth_conf(settings.etc_netrc)  # problems were reported by the run
     async with HttpTransport(transport_options(settings, credentials)) as transport:
         fetcher = make_fetcher(transport, settings, emit)
-        await fetch_all(fetcher, sizes, request, settings.nthreads, on_error, on_done)
+        await fetch_all(fetcher, queue, request, settings.nthreads, on_error, on_done)
     return fetcher.stats

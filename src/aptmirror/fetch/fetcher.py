@@ -41,7 +41,7 @@ import os
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -358,59 +358,67 @@ class Fetcher:
         offset, validator = self._resume_point(req, tmp)
         headers = {"Range": f"bytes={offset}-", "If-Range": str(validator)} if offset else {}
         self.stats.requests += 1
-        async with self._transport.get(req.url, headers) as resp:
-            if resp.status in (404, 410) and req.optional:
-                discard(tmp)
-                return FetchResult(req, Outcome.NOT_FOUND)
-            if offset and resp.status == 416:
-                discard(tmp)
-                raise FetchError(req.url, f"HTTP 416 for a resume at byte {offset}; restarting")
-            if offset and resp.status == 206:
-                self._check_content_range(req, resp, offset, tmp)
-            elif resp.status == 200:
-                offset = 0  # Range ignored or validator changed: start again
+        resp = await self._transport.open(req.url, headers)
+        try:
+            return await self._receive(req, resp, tmp, offset)
+        finally:
+            resp.release()
+
+    async def _receive(
+        self, req: FetchRequest, resp: Response, tmp: Path, offset: int
+    ) -> FetchResult:
+        if resp.status in (404, 410) and req.optional:
+            discard(tmp)
+            return FetchResult(req, Outcome.NOT_FOUND)
+        if offset and resp.status == 416:
+            discard(tmp)
+            raise FetchError(req.url, f"HTTP 416 for a resume at byte {offset}; restarting")
+        if offset and resp.status == 206:
+            self._check_content_range(req, resp, offset, tmp)
+        elif resp.status == 200:
+            offset = 0  # Range ignored or validator changed: start again
+        else:
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            raise HTTPStatusError(req.url, resp.status, retry_after=retry_after)
+        limit = req.expected.size if req.expected is not None else req.max_size
+        if resp.content_length is not None and offset + resp.content_length > limit:
+            discard(tmp)
+            raise VerificationError(
+                req.url,
+                f"server announces {offset + resp.content_length} bytes, expected {limit}",
+            )
+        hasher = Hasher(req.expected)
+        size = req.expected.size if req.expected is not None else resp.content_length
+        self._emit(FileStarted(req.url, str(req.dest), size, offset))
+        writer = BodyWriter(tmp, hasher, append=offset > 0, made_dirs=self._made_dirs)
+        resumable = False
+        try:
+            if offset:
+                hash_prefix(tmp, offset, hasher)
+                resumable = True
+                self.stats.resumed += 1
+                self.stats.resumed_bytes += offset
             else:
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                raise HTTPStatusError(req.url, resp.status, retry_after=retry_after)
-            limit = req.expected.size if req.expected is not None else req.max_size
-            if resp.content_length is not None and offset + resp.content_length > limit:
+                resumable = self._write_meta(req, tmp, resp)
+            writer.write_through = resumable
+            await self._stream(resp, writer, limit, req.url)
+            last_modified = resp.headers.get("Last-Modified")
+            writer.finish(req.url, req.expected, req.dest, last_modified, resumable)
+        except VerificationError:
+            writer.close()
+            discard(tmp)
+            raise
+        except BaseException:
+            # cut off mid-body (or interrupted): keep what we have for a Range resume
+            if not resumable and writer.total > 0:
+                resumable = self._write_meta(req, tmp, resp, any_size=True)
+            if resumable:
+                with contextlib.suppress(OSError):
+                    writer.flush()
+            writer.close()
+            if not resumable or hasher.size == 0:
                 discard(tmp)
-                raise VerificationError(
-                    req.url,
-                    f"server announces {offset + resp.content_length} bytes, expected {limit}",
-                )
-            hasher = Hasher(req.expected)
-            size = req.expected.size if req.expected is not None else resp.content_length
-            self._emit(FileStarted(req.url, str(req.dest), size, offset))
-            writer = BodyWriter(tmp, hasher, append=offset > 0, made_dirs=self._made_dirs)
-            resumable = False
-            try:
-                if offset:
-                    hash_prefix(tmp, offset, hasher)
-                    resumable = True
-                    self.stats.resumed += 1
-                    self.stats.resumed_bytes += offset
-                else:
-                    resumable = self._write_meta(req, tmp, resp)
-                writer.write_through = resumable
-                await self._stream(resp.chunks(), writer, limit, req.url)
-                last_modified = resp.headers.get("Last-Modified")
-                writer.finish(req.url, req.expected, req.dest, last_modified, resumable)
-            except VerificationError:
-                writer.close()
-                discard(tmp)
-                raise
-            except BaseException:
-                # cut off mid-body (or interrupted): keep what we have for a Range resume
-                if not resumable and writer.total > 0:
-                    resumable = self._write_meta(req, tmp, resp, any_size=True)
-                if resumable:
-                    with contextlib.suppress(OSError):
-                        writer.flush()
-                writer.close()
-                if not resumable or hasher.size == 0:
-                    discard(tmp)
-                raise
+            raise
         self.stats.files += 1
         self.stats.bytes += hasher.size - offset
         return FetchResult(
@@ -439,24 +447,20 @@ class Fetcher:
             got = resp.headers.get("Content-Range")
             raise FetchError(req.url, f"bad Content-Range {got!r} for a resume at byte {offset}")
 
-    async def _stream(
-        self, chunks: AsyncIterator[bytes], writer: BodyWriter, limit: int, url: str
-    ) -> None:
+    async def _stream(self, resp: Response, writer: BodyWriter, limit: int, url: str) -> None:
         self._streaming += 1
         try:
-            await self._stream_to(chunks, writer, limit, url)
+            await self._stream_to(resp, writer, limit, url)
         finally:
             self._streaming -= 1
 
-    async def _stream_to(
-        self, chunks: AsyncIterator[bytes], writer: BodyWriter, limit: int, url: str
-    ) -> None:
+    async def _stream_to(self, resp: Response, writer: BodyWriter, limit: int, url: str) -> None:
         slow = self._slow
         window_start = self._clock()
         window_bytes = 0
         window_run = self._received  # bytes of every transfer of the run, at window start
         paused = 0.0  # time spent in our own rate limit during this window
-        async for chunk in chunks:
+        while chunk := await resp.read():
             if writer.add(chunk):
                 writer.flush()
             if writer.total > limit:

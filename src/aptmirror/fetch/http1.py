@@ -25,11 +25,13 @@ import collections
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
-from typing import NamedTuple, cast
+from typing import NamedTuple, TypeVar, cast, overload
 
 import httptools
 
 from aptmirror.errors import FetchError
+
+_T = TypeVar("_T")
 
 HIGH_WATER = 1 << 20  # body bytes buffered before the connection stops reading
 LOW_WATER = 256 * 1024
@@ -64,6 +66,20 @@ class Headers(Mapping[str, str]):
 
     def __getitem__(self, key: str) -> str:
         return self._fields[key.lower()]
+
+    # Mapping's own get and "in" go through __getitem__ and a KeyError for every absent
+    # header: asked several times per response, so answered directly
+    @overload
+    def get(self, key: str, /) -> str | None: ...
+    @overload
+    def get(self, key: str, default: str, /) -> str: ...
+    @overload
+    def get(self, key: str, default: _T, /) -> str | _T: ...
+    def get(self, key: str, default: object = None, /) -> object:
+        return self._fields.get(key.lower(), default)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._fields
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._fields)
@@ -250,13 +266,19 @@ class Connection(asyncio.Protocol):
 
 
 class Response:
-    """A response being received: status, headers and the body in chunks."""
+    """A response being received: status, headers and the body in chunks.
 
-    __slots__ = ("_conn", "content_length", "headers", "status", "url")
+    Its connection (and its place in the pool's limits) is held until :meth:`release`.
+    """
 
-    def __init__(self, url: str, conn: Connection) -> None:
+    __slots__ = ("_conn", "_release", "content_length", "headers", "status", "url")
+
+    def __init__(
+        self, url: str, conn: Connection, release: Callable[[Connection], None] | None = None
+    ) -> None:
         self.url = url
         self._conn = conn
+        self._release = release
         self.status = conn.status
         self.headers = Headers(conn.raw_headers)
         self.content_length: int | None = None
@@ -264,22 +286,34 @@ class Response:
         if length.isdigit() and "Transfer-Encoding" not in self.headers:
             self.content_length = int(length)
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives; a cut-off or stalled body raises FetchError."""
+    async def read(self) -> bytes:
+        """The next piece of the body as it arrives, b"" at its end; a cut-off or stalled
+        body raises FetchError."""
         conn = self._conn
         try:
             while True:
                 chunk = conn.take()
                 if chunk is not None:
-                    yield chunk
-                elif conn.complete:
-                    return
-                elif conn.error is not None:
+                    return chunk
+                if conn.complete:
+                    return b""
+                if conn.error is not None:
                     raise conn.error
-                else:
-                    await conn.wait()
+                await conn.wait()
         except (OSError, ProtocolError) as exc:  # TimeoutError and ssl.SSLError are OSErrors
             raise FetchError(self.url, describe(exc)) from exc
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (see :meth:`read`)."""
+        while chunk := await self.read():
+            yield chunk
+
+    def release(self) -> None:
+        """Done with the response: the connection goes back to the pool if it can carry
+        another request (the whole body was read), else it is closed."""
+        release, self._release = self._release, None
+        if release is not None:
+            release(self._conn)
 
 
 def describe(exc: BaseException) -> str:
@@ -305,7 +339,8 @@ class ConnectionPool:
     """Connections by endpoint, reused while the server keeps them alive.
 
     At most ``limit`` requests in flight (and ``limit_per_host`` per endpoint when set);
-    use as ``async with pool.get(endpoint, head, url) as response``.
+    use as ``async with pool.get(endpoint, head, url) as response``, or :meth:`open` and
+    :meth:`Response.release`.
     """
 
     def __init__(
@@ -361,8 +396,9 @@ class ConnectionPool:
                 return conn
         return None
 
-    @asynccontextmanager
-    async def get(self, ep: Endpoint, head: bytes, url: str) -> AsyncIterator[Response]:
+    async def open(self, ep: Endpoint, head: bytes, url: str) -> Response:
+        """Send ``head`` to ``ep``; the response with its headers in. The caller must call
+        its :meth:`Response.release`, which frees its place in the limits."""
         host_slot = None
         if self._per_host:
             host_slot = self._host_slots.get(ep)
@@ -370,17 +406,34 @@ class ConnectionPool:
                 host_slot = self._host_slots[ep] = asyncio.Semaphore(self._per_host)
             await host_slot.acquire()
         try:
-            async with self._slots:
+            await self._slots.acquire()
+            try:
                 conn = await self._open(ep, head)
-                try:
-                    yield Response(url, conn)
-                finally:
-                    reusable = conn.release()
-                if reusable:
-                    self._idle.setdefault(ep, []).append(conn)
-        finally:
+            except BaseException:
+                self._slots.release()
+                raise
+        except BaseException:
             if host_slot is not None:
                 host_slot.release()
+            raise
+
+        def release(conn: Connection) -> None:
+            if conn.release():
+                self._idle.setdefault(ep, []).append(conn)
+            self._slots.release()
+            if host_slot is not None:
+                host_slot.release()
+
+        return Response(url, conn, release)
+
+    @asynccontextmanager
+    async def get(self, ep: Endpoint, head: bytes, url: str) -> AsyncIterator[Response]:
+        """:meth:`open` as a context: the response is released at its end."""
+        resp = await self.open(ep, head, url)
+        try:
+            yield resp
+        finally:
+            resp.release()
 
     async def _open(self, ep: Endpoint, head: bytes) -> Connection:
         """A connection with ``head`` sent and the answer's headers in."""

@@ -200,11 +200,9 @@ class HttpTransport:
             redirected_from or url, f"refused {what} (https_only is on)", retryable=False
         )
 
-    @asynccontextmanager
-    async def get(
-        self, url: str, headers: Mapping[str, str] | None = None
-    ) -> AsyncIterator[Response]:
-        """GET ``url``; yields the response with its body unread. Never follows HTML links.
+    async def open(self, url: str, headers: Mapping[str, str] | None = None) -> Response:
+        """GET ``url``: the response with its body unread, which the caller must
+        :meth:`~Response.release`. Never follows HTML links.
 
         Redirects are followed (at most 10), each hop checked against ``https_only`` before
         it is requested; credentials are chosen per hop, never carried to another URL.
@@ -214,7 +212,6 @@ class HttpTransport:
             raise RuntimeError("HttpTransport used outside 'async with'")
         self._check_scheme(url)
         current = url
-        yielded = False
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 parts = urlsplit(current)
@@ -224,21 +221,28 @@ class HttpTransport:
                 if route.proxy_auth is not None:  # plain http through a proxy
                     fields["Proxy-Authorization"] = route.proxy_auth
                 head = request_head(route.target, route.host, fields)
-                async with pool.get(route.endpoint, head, url) as resp:
-                    location = resp.headers.get("Location")
-                    if resp.status in REDIRECT_STATUSES and location:
-                        target = urljoin(current, location.strip())
-                        self._check_scheme(target, current)
-                        current = target
-                        continue
-                    yielded = True
-                    yield resp
-                    return
+                resp = await pool.open(route.endpoint, head, url)
+                location = resp.headers.get("Location")
+                if resp.status not in REDIRECT_STATUSES or not location:
+                    return resp
+                resp.release()
+                target = urljoin(current, location.strip())
+                self._check_scheme(target, current)
+                current = target
             raise FetchError(url, f"more than {MAX_REDIRECTS} redirects", retryable=False)
         except (OSError, ProtocolError) as exc:  # TimeoutError and ssl.SSLError are OSErrors
-            if yielded:  # raised by the caller while reading (a full disk …): not ours
-                raise
             raise FetchError(url, describe(exc)) from exc
+
+    @asynccontextmanager
+    async def get(
+        self, url: str, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[Response]:
+        """:meth:`open` as a context: the response is released at its end."""
+        resp = await self.open(url, headers)
+        try:
+            yield resp
+        finally:
+            resp.release()
 
 
 MAX_REDIRECTS = 10

@@ -22,7 +22,7 @@ from aptmirror.debian.compression import iter_decompressed
 from aptmirror.debian.packages import PoolFile, iter_binary_files, iter_source_files
 from aptmirror.debian.paths import split_compression
 from aptmirror.errors import FetchError, FormatError
-from aptmirror.fetch.batch import fetch_all
+from aptmirror.fetch.batch import SizeQueue, fetch_all
 from aptmirror.fetch.body import read_chunks
 from aptmirror.fetch.fetcher import FetchRequest
 from aptmirror.model import Checksums
@@ -31,8 +31,6 @@ from aptmirror.sync.context import RunContext
 from aptmirror.sync.indexes import SuiteIndexes
 from aptmirror.sync.jobs import RepoJob
 from aptmirror.sync.pool_procs import (
-    RUN_SHARE_WEIGHT,
-    deal,
     fetch_here,
     fetch_in_processes,
     process_count,
@@ -200,12 +198,11 @@ async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
         for job in items[i][1].jobs:
             ctx.fail(job, exc.url, exc.reason)
 
+    queue = SizeQueue(sizes)
     processes = process_count(ctx.settings.pool_processes, len(items))
     if processes == 1:
-        await fetch_all(ctx.fetcher, sizes, request, ctx.settings.nthreads, failed)
+        await fetch_all(ctx.fetcher, queue, request, ctx.settings.nthreads, failed)
         return
-    weights = [1.0] * (processes - 1) + [RUN_SHARE_WEIGHT]
-    *theirs, ours = deal(sizes, processes, weights)
     share = share_of(ctx.settings, processes)
     stats = ctx.fetcher.stats
 
@@ -213,13 +210,16 @@ async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
         return dataclasses.replace(request(i), fresh=False)
 
     async def in_workers() -> None:
-        left = await fetch_in_processes(share, theirs, request, ctx.emit, failed, stats, ctx.warn)
+        left = await fetch_in_processes(
+            share, processes - 1, queue, request, ctx.emit, failed, stats, ctx.warn
+        )
         if left:
-            await fetch_here(share, left, sizes, resumed, ctx.emit, failed, stats)
+            again = SizeQueue()
+            again.put((i, sizes[i]) for i in left)
+            again.close()
+            await fetch_here(share, again, resumed, ctx.emit, failed, stats)
 
-    await asyncio.gather(
-        in_workers(), fetch_here(share, ours, sizes, request, ctx.emit, failed, stats)
-    )
+    await asyncio.gather(in_workers(), fetch_here(share, queue, request, ctx.emit, failed, stats))
 
 
 def commit_replacements(ctx: RunContext, plan: PoolPlan) -> None:

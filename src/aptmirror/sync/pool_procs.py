@@ -1,11 +1,13 @@
 """Spread the pool downloads over processes (one event loop per core).
 
-With ``processes`` = N, the files are dealt into N shares, largest first, each to the share
-with the least work so far (bytes plus a fixed cost per file), so each gets about the same
-work; N - 1 shares go to worker processes, the last one — a little smaller, as that process
-also handles every event — is downloaded by the run's own process. Each share runs with
-``nthreads / N`` transfers, ``max_connections_per_host / N`` and ``limit_rate / N``, so the
-run's totals stay what was configured.
+With ``processes`` = N, N - 1 worker processes and the run's own process take files from
+one queue (:class:`aptmirror.fetch.batch.SizeQueue`): the run hands each worker a batch
+and tops it up whenever the worker reports progress, keeping ``FEED_PER_TRANSFER`` files
+per transfer in its hands. So a process that is slower — the run's own also handles every
+event — simply takes fewer files, and all finish together. (Dealing fixed shares up front,
+as before, left one process idle for up to half a second at the end of a first mirror.)
+Each process runs with ``nthreads / N`` transfers, ``max_connections_per_host / N`` and
+``limit_rate / N``, so the run's totals stay what was configured.
 Events from the workers are re-emitted here, in order, so progress, logs, metrics and the
 state DB see the same events as with in-process downloads. The files a worker had not
 finished when it died (killed, out of memory, cannot start) are fetched by the run's own
@@ -22,14 +24,22 @@ import math
 import os
 import pickle
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from aptmirror.errors import FetchError
-from aptmirror.fetch.batch import fetch_share
+from aptmirror.fetch.batch import SizeQueue, fetch_share
 from aptmirror.fetch.fetcher import FetchRequest, FetchStats
 from aptmirror.model import Settings
 from aptmirror.observe.events import Emit
-from aptmirror.sync.pool_worker import FRAME_HEADER, WorkerReport, WorkerTask, frame, frame_length
+from aptmirror.sync.pool_worker import (
+    FEED_PER_TRANSFER,
+    FRAME_HEADER,
+    WorkerBatch,
+    WorkerReport,
+    WorkerTask,
+    frame,
+    frame_length,
+)
 
 # not ``-m aptmirror.sync.pool_worker``: the module would run as ``__main__`` and the task's
 # pickled classes would not be its own
@@ -63,28 +73,6 @@ def process_count(setting: int, files: int, cpus: int | None = None) -> int:
     return max(1, min(4, cpus if cpus is not None else cpu_count()))
 
 
-FILE_COST = 64 * 1024  # a file's fixed cost (request, events, create, rename) in bytes' worth
-RUN_SHARE_WEIGHT = 0.85  # the run's process also handles every worker's events
-
-
-def deal(
-    sizes: Sequence[int], hands: int, weights: Sequence[float] | None = None
-) -> list[list[int]]:
-    """Positions of ``sizes`` dealt into ``hands`` shares, largest first, each to the share
-    that would finish first — by bytes plus :data:`FILE_COST` per file, divided by the
-    share's weight (default 1 each): about the same work for each."""
-    weight = list(weights) if weights is not None else [1.0] * hands
-    order = sorted(range(len(sizes)), key=lambda i: sizes[i], reverse=True)
-    shares: list[list[int]] = [[] for _ in range(hands)]
-    load = [0.0] * hands
-    for i in order:
-        cost = sizes[i] + FILE_COST
-        seat = min(range(hands), key=lambda h: ((load[h] + cost) / weight[h], h))
-        shares[seat].append(i)
-        load[seat] += cost
-    return shares
-
-
 def share_of(s: Settings, processes: int) -> Settings:
     """The settings one of ``processes`` workers runs with."""
     per_host = s.max_connections_per_host
@@ -97,40 +85,50 @@ def share_of(s: Settings, processes: int) -> Settings:
 
 
 class _Worker:
-    def __init__(self, positions: list[int]) -> None:
-        self.positions = positions  # its request i is the caller's positions[i]
-        self.open = set(range(len(positions)))  # neither done nor failed yet
+    def __init__(self) -> None:
+        self.open: set[int] = set()  # positions handed to it, neither done nor failed yet
         self.proc: asyncio.subprocess.Process | None = None
-        self.failure = ""  # why it did not finish its share
+        self.failure = ""  # why it did not finish what it was given
+        self.fed_all = False  # the last batch went out
+        self.taken = 0  # files taken from the queue for it
 
 
 async def fetch_in_processes(
     share: Settings,
-    shares: Sequence[list[int]],
+    workers: int,
+    queue: SizeQueue,
     request: Callable[[int], FetchRequest],
     emit: Emit,
     on_error: Callable[[int, FetchError], None],
     stats: FetchStats,
     warn: Callable[[str], None],
 ) -> list[int]:
-    """Fetch ``request(i)`` for the positions of each of ``shares`` in a worker process
-    of its own, with the ``share`` settings; ``on_error(i, exc)`` for each that failed for
+    """Fetch ``request(i)`` for positions taken from ``queue`` in ``workers`` worker
+    processes, with the ``share`` settings; ``on_error(i, exc)`` for each that failed for
     good; the workers' counters are added to ``stats``. Returns the positions a worker did
     not finish because it died (``warn`` says so), for the caller to fetch itself."""
-    workers = [_Worker(p) for p in shares if p]
+    crew = [_Worker() for _ in range(workers)]
+    # the first batches before anything else takes from the queue: the largest files go to
+    # the workers (the run's own process has every event to handle besides its transfers)
+    first = [_batch(w, share, queue, request) for w in crew]
     try:
-        await asyncio.gather(*(_drive(w, share, request, emit, on_error, stats) for w in workers))
+        await asyncio.gather(
+            *(
+                _drive(w, batch, share, queue, request, emit, on_error, stats)
+                for w, batch in zip(crew, first, strict=True)
+            )
+        )
         left: list[int] = []
-        for w in workers:
+        for w in crew:
             if w.open:
                 warn(
                     f"pool worker process {w.failure} before finishing {len(w.open)} files;"
                     " the run fetches them itself"
                 )
-                left += [w.positions[i] for i in sorted(w.open)]
+                left += sorted(w.open)
         return left
     finally:
-        for w in workers:
+        for w in crew:
             if w.proc is not None and w.proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     w.proc.kill()
@@ -139,28 +137,42 @@ async def fetch_in_processes(
 
 async def fetch_here(
     share: Settings,
-    positions: list[int],
-    sizes: Sequence[int],
+    queue: SizeQueue,
     request: Callable[[int], FetchRequest],
     emit: Emit,
     on_error: Callable[[int, FetchError], None],
     stats: FetchStats,
 ) -> None:
-    """The run's own share, in this process, with the same limits as one worker."""
-    stats.add(
-        await fetch_share(
-            share,
-            [sizes[i] for i in positions],
-            lambda j: request(positions[j]),
-            emit,
-            lambda j, exc: on_error(positions[j], exc),
-        )
-    )
+    """The run's own transfers, in this process, with the same limits as one worker."""
+    stats.add(await fetch_share(share, queue, request, emit, on_error))
+
+
+def _batch(
+    w: _Worker, share: Settings, queue: SizeQueue, request: Callable[[int], FetchRequest]
+) -> bytes:
+    """The next batch for ``w`` (framed), or b"" when it has enough."""
+    items: list[tuple[int, FetchRequest]] = []
+    want = share.nthreads * FEED_PER_TRANSFER - len(w.open)
+    while len(items) < want:
+        # the same mix as the run's own transfers: a quarter of the files from the small end
+        i = queue.take(smallest=w.taken % 4 == 3)
+        if i is None:
+            break
+        w.taken += 1
+        items.append((i, request(i)))
+        w.open.add(i)
+    last = len(queue) == 0
+    if not items and (w.fed_all or not last):
+        return b""
+    w.fed_all = last
+    return frame(WorkerBatch(tuple(items), last))
 
 
 async def _drive(
     w: _Worker,
+    first: bytes,
     share: Settings,
+    queue: SizeQueue,
     request: Callable[[int], FetchRequest],
     emit: Emit,
     on_error: Callable[[int, FetchError], None],
@@ -176,9 +188,8 @@ async def _drive(
         w.failure = f"could not be started ({exc.strerror or exc})"
         return
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(frame(WorkerTask(share, tuple(request(i) for i in w.positions))))
-    with contextlib.suppress(ConnectionError):
-        await proc.stdin.drain()
+    stdin = proc.stdin
+    stdin.write(frame(WorkerTask(share)) + first)
     # stdin stays open: the worker stops when it sees EOF (the run died)
     while True:
         try:
@@ -194,8 +205,10 @@ async def _drive(
             w.open.discard(i)
         for i, url, reason in report.errors:
             w.open.discard(i)
-            on_error(w.positions[i], FetchError(url, reason, retryable=False))
+            on_error(i, FetchError(url, reason, retryable=False))
         if report.stats is not None:
             stats.add(report.stats)
-    proc.stdin.close()
+        if not w.fed_all and not stdin.is_closing():
+            stdin.write(_batch(w, share, queue, request))
+    stdin.close()
     w.failure = f"exited with status {await proc.wait()}"

@@ -9,10 +9,12 @@ back what happened.
 
 Protocol, over pipes, in length-prefixed pickle frames (both ends are this program):
 
-* stdin: one :class:`WorkerTask`; then nothing. EOF on stdin means the run is gone: the
-  worker stops (partial files stay for a Range resume).
-* stdout: :class:`WorkerReport` frames, about 20 a second; the last carries the fetcher's
-  statistics. Anything printed by accident goes to stderr, never into the protocol.
+* stdin: one :class:`WorkerTask`, then :class:`WorkerBatch` frames of files to fetch as the
+  run hands them out, the last one marked. EOF on stdin means the run is gone: the worker
+  stops (partial files stay for a Range resume).
+* stdout: :class:`WorkerReport` frames, about 20 a second, and at once when the worker is
+  running out of files; the last carries the fetcher's statistics. Anything printed by
+  accident goes to stderr, never into the protocol.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from aptmirror.errors import FetchError
-from aptmirror.fetch.batch import fetch_share, request_size
+from aptmirror.fetch.batch import SizeQueue, fetch_share, request_size
 from aptmirror.fetch.fetcher import FetchRequest, FetchStats
 from aptmirror.model import Settings
 from aptmirror.observe.events import Event, FileProgress
@@ -35,18 +37,27 @@ from aptmirror.sync.loop import run_loop
 
 _LENGTH = struct.Struct(">I")
 FLUSH_INTERVAL = 0.05  # seconds between report frames
+# the run keeps FEED_PER_TRANSFER * nthreads files handed to a worker and not finished; the
+# worker reports at once when fewer than LOW_WATER_PER_TRANSFER * nthreads wait to start
+FEED_PER_TRANSFER = 8
+LOW_WATER_PER_TRANSFER = 4
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerTask:
     settings: Settings  # this worker's share: nthreads, limit_rate … already divided
-    requests: tuple[FetchRequest, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerBatch:
+    requests: tuple[tuple[int, FetchRequest], ...]  # (the run's position, request)
+    last: bool = False  # nothing more will come
 
 
 @dataclass(slots=True)
 class WorkerReport:
     events: list[Event] = field(default_factory=list)  # FileProgress merged per file
-    done: list[int] = field(default_factory=list)  # positions in WorkerTask.requests
+    done: list[int] = field(default_factory=list)  # the run's positions
     errors: list[tuple[int, str, str]] = field(default_factory=list)  # (position, url, reason)
     stats: FetchStats | None = None  # in the last frame only
 
@@ -123,29 +134,77 @@ async def _tick(out: Outbox) -> None:
         out.flush()
 
 
+class _Inbox:
+    """Reads :class:`WorkerBatch` frames from stdin into the worker's queue."""
+
+    def __init__(self, queue: SizeQueue, requests: dict[int, FetchRequest]) -> None:
+        self._queue = queue
+        self._requests = requests
+        self._buffer = bytearray()
+        self.gone = False  # EOF: the run is gone
+
+    def readable(self) -> None:
+        data = os.read(0, 1 << 16)
+        if not data:
+            self.gone = True
+            return
+        buf = self._buffer
+        buf += data
+        while len(buf) >= FRAME_HEADER:
+            end = FRAME_HEADER + frame_length(bytes(buf[:FRAME_HEADER]))
+            if len(buf) < end:
+                break
+            batch = pickle.loads(buf[FRAME_HEADER:end])
+            del buf[:end]
+            if not isinstance(batch, WorkerBatch):
+                raise TypeError(f"unexpected frame from the run: {type(batch).__name__}")
+            for i, req in batch.requests:
+                self._requests[i] = req
+            self._queue.put((i, request_size(req)) for i, req in batch.requests)
+            if batch.last:
+                self._queue.close()
+
+
 async def work(task: WorkerTask, out: Outbox) -> FetchStats:
-    """Fetch every request of ``task``, reporting through ``out``."""
+    """Fetch every request the run sends, reporting through ``out``."""
     current = asyncio.current_task()
     loop = asyncio.get_running_loop()
+    queue = SizeQueue()
+    requests: dict[int, FetchRequest] = {}
+    inbox = _Inbox(queue, requests)
+    low = task.settings.nthreads * LOW_WATER_PER_TRANSFER
+    asked = False  # a report went out because files were running low: wait for them
 
     def stdin_readable() -> None:
-        if not os.read(0, 4096):  # the run is gone: stop
+        nonlocal asked
+        try:
+            inbox.readable()
+        except Exception:  # a broken protocol: stop like when the run is gone
+            inbox.gone = True
+        asked = False
+        if inbox.gone:
             loop.remove_reader(0)
             if current is not None:
                 current.cancel()
 
+    def running_low() -> None:
+        nonlocal asked
+        if not asked and not queue.closed and len(queue) < low:
+            asked = True
+            out.flush()
+
+    def done(i: int) -> None:
+        out.done(i)
+        running_low()
+
+    def failed(i: int, exc: FetchError) -> None:
+        out.error(i, exc)
+        running_low()
+
     loop.add_reader(0, stdin_readable)
     ticker = asyncio.create_task(_tick(out))
-    requests = task.requests
     try:
-        return await fetch_share(
-            task.settings,
-            [request_size(r) for r in requests],
-            requests.__getitem__,
-            out.emit,
-            out.error,
-            out.done,
-        )
+        return await fetch_share(task.settings, queue, requests.pop, out.emit, failed, done)
     finally:
         ticker.cancel()
         loop.remove_reader(0)
