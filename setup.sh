@@ -26,6 +26,10 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+# An editable install is not byte-compiled (a wheel or a Debian package is): without the
+# .pyc files every run, and every pool worker process, would compile each module again
+# wherever Python may not write them (PYTHONDONTWRITEBYTECODE, a read-only checkout).
+.venv/bin/python -m compileall -q src
 
 if [ "${1:-}" != "--no-demo" ]; then
     .venv/bin/python -m aptmirror.testing.demo

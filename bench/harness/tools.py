@@ -18,6 +18,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent
 PROJECT = BENCH.parent
+SRC = PROJECT / "src"  # aptmirror's sources
 WORK = BENCH / "work"
 AM2_VENV = WORK / "am2-venv"
 AM2_VERSION = "16"
@@ -105,6 +106,8 @@ def ensure_installed(keys: list[str]) -> None:
         )
     if "aptmirror" in keys and not TOOLS["aptmirror"].argv0.exists():
         raise SystemExit(f"{TOOLS['aptmirror'].argv0} missing: run `sh setup.sh --no-demo` first")
+    if "aptmirror" in keys:  # byte-compiled like an installed package (see setup.sh)
+        _run([str(TOOLS["aptmirror"].argv0.parent / "python"), "-m", "compileall", "-q", str(SRC)])
     if "am2" in keys and not TOOLS["am2"].argv0.exists():
         WORK.mkdir(parents=True, exist_ok=True)
         _run([sys.executable, "-m", "venv", str(AM2_VENV)])
