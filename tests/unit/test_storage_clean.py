@@ -69,6 +69,13 @@ def mirror(tmp_path: Path) -> Path:
 KEEP = {f"{ROOT}/dists/stable/Release", f"{ROOT}/pool/main/a/a/a_1.deb"}
 
 
+def test_nothing_to_remove_needs_no_total(mirror: Path) -> None:
+    every = {str(p.relative_to(mirror)) for p in (mirror / ROOT).rglob("*") if p.is_file()}
+    plan = plan_clean(mirror, [ROOT], every)
+    assert plan.files == [] and plan.total_files == 5
+    assert plan.bytes == plan.total_bytes == 0  # the wipe shares are 0 without measuring
+
+
 def test_plan_basic(mirror: Path) -> None:
     plan = plan_clean(mirror, [ROOT], KEEP)
     assert sorted(plan.files) == [
@@ -93,7 +100,9 @@ def test_plan_basic(mirror: Path) -> None:
     expected = sum((mirror / f).stat().st_blocks * 512 for f in plan.files)
     assert plan.bytes == expected > 0
     assert plan.total_files == 5
-    assert plan.total_bytes >= plan.bytes
+    every = [p for p in (mirror / ROOT).rglob("*") if p.is_file()]
+    assert len(every) == 5
+    assert plan.total_bytes == sum(p.stat().st_blocks * 512 for p in every) > plan.bytes
     assert plan.file_count == 3 and plan.dir_count == 7
     assert plan.summary().endswith("in 3 files and 7 directories")
 

@@ -51,7 +51,10 @@ class RootPlan:
     dirs: tuple[str, ...]  # children before their parents
     bytes: int  # allocated size of ``files`` (st_blocks * 512, as Perl)
     total_files: int  # regular files walked under the root, kept or not
-    total_bytes: int  # their allocated size
+    # their allocated size, for the wipe protection; measured (a stat of every kept file)
+    # only when something is to be removed, as the shares are 0 otherwise: equal to
+    # ``bytes`` when ``files`` is empty
+    total_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,9 +208,7 @@ def _plan_root(
                     if not entry.is_file(follow_symlinks=False):
                         needed[index] = True  # symlinks and special files always stay
                         continue
-                    size = entry.stat(follow_symlinks=False).st_blocks * 512
                     total_files += 1
-                    total_bytes += size
                     if (
                         kept_tree
                         or child in keep_files
@@ -217,7 +218,7 @@ def _plan_root(
                         needed[index] = True
                     else:
                         files.append(child)
-                        removed_bytes += size
+                        removed_bytes += entry.stat(follow_symlinks=False).st_blocks * 512
         except OSError as exc:
             where = os.path.join(base, rel)
             raise StorageError(f"cannot read {where} while planning clean-up: {exc}") from exc
@@ -228,7 +229,31 @@ def _plan_root(
             needed[dir_parent[i]] = True
         else:
             dirs.append(dir_rel[i])
+    total_bytes = removed_bytes
+    if files:  # the wipe protection needs the whole: add what stays
+        total_bytes += _kept_bytes(
+            base, [d for d, n in zip(dir_rel, needed, strict=True) if n], set(files)
+        )
     return RootPlan(root, tuple(files), tuple(dirs), removed_bytes, total_files, total_bytes)
+
+
+def _kept_bytes(base: str, dirs: Iterable[str], removed: Container[str]) -> int:
+    """Allocated size of the regular files in ``dirs`` (relative to ``base``) that are not
+    ``removed``."""
+    total = 0
+    for rel in dirs:
+        try:
+            with os.scandir(os.path.join(base, rel)) as entries:
+                for entry in entries:
+                    if (
+                        entry.is_file(follow_symlinks=False)
+                        and f"{rel}/{entry.name}" not in removed
+                    ):
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+        except OSError as exc:
+            where = os.path.join(base, rel)
+            raise StorageError(f"cannot read {where} while planning clean-up: {exc}") from exc
+    return total
 
 
 def _ratio_disabled(ratio: float) -> bool:
