@@ -69,11 +69,13 @@ def mirror(tmp_path: Path) -> Path:
 KEEP = {f"{ROOT}/dists/stable/Release", f"{ROOT}/pool/main/a/a/a_1.deb"}
 
 
-def test_nothing_to_remove_needs_no_total(mirror: Path) -> None:
-    every = {str(p.relative_to(mirror)) for p in (mirror / ROOT).rglob("*") if p.is_file()}
-    plan = plan_clean(mirror, [ROOT], every)
-    assert plan.files == [] and plan.total_files == 5
-    assert plan.bytes == plan.total_bytes == 0  # the wipe shares are 0 without measuring
+def test_declared_sizes_count_in_whole_blocks(mirror: Path) -> None:
+    """Kept files with a declared size are not stat'ed: their size in 4 KiB blocks."""
+    exact = plan_clean(mirror, [ROOT], KEEP)
+    kept = f"{ROOT}/pool/main/a/a/a_1.deb"  # 5000 bytes on disk
+    declared = plan_clean(mirror, [ROOT], KEEP, sizes={kept: 4097})
+    assert declared.total_bytes - exact.total_bytes == 8192 - (mirror / kept).stat().st_blocks * 512
+    assert (declared.files, declared.bytes) == (exact.files, exact.bytes)
 
 
 def test_plan_basic(mirror: Path) -> None:

@@ -28,7 +28,7 @@ import errno
 import os
 import shlex
 import stat
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,7 @@ SCRIPT_MODE = 0o755
 _PERCENT_EVERY_FILES = 500  # as Perl
 _DOT_EVERY_FILES = 10
 _PERCENT_EVERY_DIRS = 50
+BLOCK = 4096  # allocation unit assumed for a kept file counted by its declared size
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +52,8 @@ class RootPlan:
     dirs: tuple[str, ...]  # children before their parents
     bytes: int  # allocated size of ``files`` (st_blocks * 512, as Perl)
     total_files: int  # regular files walked under the root, kept or not
-    # their allocated size, for the wipe protection; measured (a stat of every kept file)
-    # only when something is to be removed, as the shares are 0 otherwise: equal to
-    # ``bytes`` when ``files`` is empty
+    # their allocated size (for the wipe protection); a kept file with a declared size
+    # counts as that size in whole 4 KiB blocks, without a stat
     total_bytes: int
 
 
@@ -127,13 +127,16 @@ def plan_clean(
     keep_files: Container[str],
     keep_trees: Sequence[str] = (),
     skip_clean: Sequence[str] = (),
+    sizes: Mapping[str, int] | None = None,
 ) -> CleanPlan:
     """Walk the clean roots and list what is not needed.
 
     ``keep_files`` holds normalised paths relative to ``mirror_path`` (``host/path/pool/…``,
-    no leading or double slash). ``keep_trees`` and ``skip_clean`` are relative files or
-    directories whose whole subtree is kept. A root that is missing, not a directory or a
-    symlink is skipped (as Perl does); an empty root (the whole mirror) is ignored.
+    no leading or double slash); ``sizes`` the declared sizes of some of them (the pool
+    files: a stat each would cost more than the rest of the walk). ``keep_trees`` and
+    ``skip_clean`` are relative files or directories whose whole subtree is kept. A root
+    that is missing, not a directory or a symlink is skipped (as Perl does); an empty root
+    (the whole mirror) is ignored.
     Raises ``StorageError`` if a directory cannot be read: a tree we cannot see must not
     be half-cleaned.
     """
@@ -149,7 +152,7 @@ def plan_clean(
         if not stat.S_ISDIR(st.st_mode):
             continue
         inherited = any(a in trees for a in _ancestors_or_self(root))
-        plans.append(_plan_root(mirror_path, root, inherited, keep_files, trees))
+        plans.append(_plan_root(mirror_path, root, inherited, keep_files, trees, sizes or {}))
     return CleanPlan(tuple(plans))
 
 
@@ -179,6 +182,7 @@ def _plan_root(
     root_kept: bool,
     keep_files: Container[str],
     trees: set[str],
+    sizes: Mapping[str, int],
 ) -> RootPlan:
     # Breadth-first list of directories; walking it backwards visits children first.
     dir_rel: list[str] = [root]
@@ -216,9 +220,16 @@ def _plan_root(
                         or entry.name.endswith((PARTIAL_SUFFIX, PARTIAL_SUFFIX + ".meta"))
                     ):
                         needed[index] = True
+                        declared = sizes.get(child)
+                        if declared is not None:
+                            total_bytes += -(-declared // BLOCK) * BLOCK
+                        else:
+                            total_bytes += entry.stat(follow_symlinks=False).st_blocks * 512
                     else:
                         files.append(child)
-                        removed_bytes += entry.stat(follow_symlinks=False).st_blocks * 512
+                        size = entry.stat(follow_symlinks=False).st_blocks * 512
+                        removed_bytes += size
+                        total_bytes += size
         except OSError as exc:
             where = os.path.join(base, rel)
             raise StorageError(f"cannot read {where} while planning clean-up: {exc}") from exc
@@ -229,31 +240,7 @@ def _plan_root(
             needed[dir_parent[i]] = True
         else:
             dirs.append(dir_rel[i])
-    total_bytes = removed_bytes
-    if files:  # the wipe protection needs the whole: add what stays
-        total_bytes += _kept_bytes(
-            base, [d for d, n in zip(dir_rel, needed, strict=True) if n], set(files)
-        )
     return RootPlan(root, tuple(files), tuple(dirs), removed_bytes, total_files, total_bytes)
-
-
-def _kept_bytes(base: str, dirs: Iterable[str], removed: Container[str]) -> int:
-    """Allocated size of the regular files in ``dirs`` (relative to ``base``) that are not
-    ``removed``."""
-    total = 0
-    for rel in dirs:
-        try:
-            with os.scandir(os.path.join(base, rel)) as entries:
-                for entry in entries:
-                    if (
-                        entry.is_file(follow_symlinks=False)
-                        and f"{rel}/{entry.name}" not in removed
-                    ):
-                        total += entry.stat(follow_symlinks=False).st_blocks * 512
-        except OSError as exc:
-            where = os.path.join(base, rel)
-            raise StorageError(f"cannot read {where} while planning clean-up: {exc}") from exc
-    return total
 
 
 def _ratio_disabled(ratio: float) -> bool:

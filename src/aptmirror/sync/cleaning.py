@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aptmirror.errors import StorageError, WipeProtectionError
@@ -75,7 +75,7 @@ def run_clean(
     ctx: RunContext,
     config: Config,
     jobs: Sequence[RepoJob],
-    pool_keep: Iterable[str],
+    pool_keep: Mapping[str, int],
     indexes: Sequence[SuiteIndexes],
 ) -> None:
     s = ctx.settings
@@ -89,7 +89,7 @@ def run_clean(
     keep, trees = _protected(ctx, jobs, indexes)
     keep.update(pool_keep)
     try:
-        plan = plan_clean(ctx.mirror, roots, keep, trees, config.skip_clean)
+        plan = plan_clean(ctx.mirror, roots, keep, trees, config.skip_clean, pool_keep)
         check_wipe(plan, s.wipe_size_ratio, s.wipe_count_ratio)
     except (WipeProtectionError, StorageError) as exc:
         write_empty_clean_script(script)
