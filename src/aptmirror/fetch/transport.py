@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import ssl
-import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -93,6 +92,8 @@ class HttpTransport:
 
     def _env_proxy(self, scheme: str, host: str) -> str | None:
         """``http_proxy``/``https_proxy``/``no_proxy`` from the environment, as curl/wget."""
+        import urllib.request  # here: once per host, and it costs 7 ms of start-up
+
         if self._env_proxies is None:
             self._env_proxies = urllib.request.getproxies_environment()
         proxy = self._env_proxies.get(scheme) or self._env_proxies.get("all")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import secrets
 import sys
 import threading
 import time
@@ -49,7 +48,7 @@ class _Ticking(Protocol):
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + os.urandom(3).hex()
 
 
 def _level(line: str) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -80,7 +79,7 @@ class AtomicFile:
             raise StorageError(f"{self.path}: atomic file already open")
         prefix = f".{self.path.name}.tmp-"
         for _ in range(_MAX_NAME_TRIES):
-            candidate = self.path.with_name(prefix + secrets.token_hex(4))
+            candidate = self.path.with_name(prefix + os.urandom(4).hex())
             try:
                 fd = os.open(
                     candidate,
