@@ -83,6 +83,24 @@ def test_file_versions_first_and_last_seen(tmp_path: Path) -> None:
         assert db.versions("h/pool/a.deb") == [("aa", 10, 100.0, 200.0), ("bb", 12, 300.0, 300.0)]
 
 
+def test_advancing_versions_writes_only_what_changed(tmp_path: Path) -> None:
+    with StateDB.open(tmp_path / "s.db") as db:
+        db.record_versions(
+            [FileVersion("h/a.deb", 1, "aa"), FileVersion("h/b.deb", 2, "bb")], 100.0
+        )
+        db.record_versions([FileVersion("h/old.deb", 3, "oo")], 50.0)  # an older run's
+        assert db.versions_seen_at(100.0) == {("h/a.deb", "aa"), ("h/b.deb", "bb")}
+        # b.deb replaced by a new version, old.deb published again
+        new = [FileVersion("h/b.deb", 4, "b2"), FileVersion("h/old.deb", 3, "oo")]
+        db.advance_versions(100.0, 200.0, {("h/b.deb", "bb")}, new)
+        assert db.versions("h/a.deb") == [("aa", 1, 100.0, 200.0)]
+        assert db.versions("h/b.deb") == [("bb", 2, 100.0, 100.0), ("b2", 4, 200.0, 200.0)]
+        assert db.versions("h/old.deb") == [("oo", 3, 50.0, 200.0)]
+        assert db.versions_seen_at(200.0) == {
+            ("h/a.deb", "aa"), ("h/b.deb", "b2"), ("h/old.deb", "oo"),
+        }  # fmt: skip
+
+
 def test_readonly_open_of_missing_state_fails_clearly(tmp_path: Path) -> None:
     path = tmp_path / "empty.db"
     sqlite3.connect(path).close()

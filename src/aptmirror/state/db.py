@@ -284,6 +284,37 @@ class StateDB:
             )
             return int(cur.rowcount)
 
+    def versions_seen_at(self, when: float) -> set[tuple[str, str]]:
+        """(path, sha256) of every version last seen at ``when``."""
+        rows = self._query("SELECT path, sha256 FROM file_versions WHERE last_seen = ?", (when,))
+        return {(str(path), str(sha256)) for path, sha256 in rows}
+
+    def advance_versions(
+        self,
+        previous: float,
+        seen: float,
+        gone: Iterable[tuple[str, str]],
+        new: Iterable[FileVersion],
+    ) -> None:
+        """The versions last seen at ``previous`` are seen again at ``seen``, but for the
+        ``gone`` ones; the ``new`` ones are recorded (as in :meth:`record_versions`). For a
+        run that published mostly what the one before did: rows are written only for what
+        changed."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE file_versions SET last_seen = ? WHERE last_seen = ?", (seen, previous)
+            )
+            c.executemany(
+                "UPDATE file_versions SET last_seen = ? WHERE path = ? AND sha256 = ?",
+                [(previous, path, sha256) for path, sha256 in gone],
+            )
+            c.executemany(
+                "INSERT INTO file_versions (path, sha256, size, first_seen, last_seen)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (path, sha256) DO UPDATE SET last_seen = excluded.last_seen",
+                [(f.path, f.sha256, f.size, seen, seen) for f in new],
+            )
+
     def record_versions(self, files: Iterable[FileVersion], seen: float) -> int:
         """Add each (path, sha256) not known yet, refresh last_seen of the others."""
         rows = [(f.path, f.sha256, f.size, seen, seen) for f in files]

@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,7 +181,8 @@ class StateRecorder:
 
     def _record_versions(self, roots: set[str], seen: float) -> None:
         """Record the published pool files; when the list (``var/SHA256``) and the roots
-        are the same as last time, only refresh when they were last seen (a no-op run)."""
+        are the same as last time, only refresh when they were last seen (a no-op run);
+        after a run before, write only what changed (an update)."""
         digest = hashlib.sha256("\0".join(sorted(roots)).encode())
         try:
             with (self.var_path / "SHA256").open("rb") as fh:
@@ -193,18 +194,25 @@ class StateRecorder:
         before = (self.db.meta(VERSIONS_KEY) or "").split()
         if len(before) == 2 and before[0] == fingerprint:
             self.db.refresh_versions(float(before[1]), seen)
+        elif len(before) == 2:
+            previous = float(before[1])
+            old = self.db.versions_seen_at(previous)
+            published = list(self._published(roots))
+            now = set(published)
+            fresh = self._with_sizes(v for v in published if v not in old)
+            self.db.advance_versions(previous, seen, old - now, fresh)
         else:
-            self.db.record_versions(self._published_versions(roots), seen)
+            self.db.record_versions(self._with_sizes(self._published(roots)), seen)
         self.db.set_meta(VERSIONS_KEY, f"{fingerprint} {seen!r}")
 
-    def _published_versions(self, roots: set[str]) -> Iterator[FileVersion]:
-        """Pool files of the published repositories, from ``var/SHA256``."""
+    def _published(self, roots: set[str]) -> Iterator[tuple[str, str]]:
+        """(path, sha256) of the pool files of the published repositories, from
+        ``var/SHA256``."""
         try:
             fh = (self.var_path / "SHA256").open(encoding="utf-8", errors="surrogateescape")
         except OSError:
             return
         seen: set[str] = set()
-        mirror = os.fspath(self.mirror_path)  # plain strings: this loop runs per pool file
         prefixes = tuple(root + "/" for root in roots)
         with fh:
             for line in fh:
@@ -214,8 +222,14 @@ class StateRecorder:
                 if not path.startswith(prefixes):
                     continue
                 seen.add(path)
-                try:
-                    size = os.lstat(f"{mirror}/{path}").st_size
-                except OSError:
-                    continue
-                yield FileVersion(path, size, digest)
+                yield path, digest
+
+    def _with_sizes(self, versions: Iterable[tuple[str, str]]) -> Iterator[FileVersion]:
+        """Each version with its file's size; those not on disk are left out."""
+        mirror = os.fspath(self.mirror_path)  # plain strings: this loop runs per pool file
+        for path, digest in versions:
+            try:
+                size = os.lstat(f"{mirror}/{path}").st_size
+            except OSError:
+                continue
+            yield FileVersion(path, size, digest)
