@@ -71,6 +71,21 @@ def test_lines_are_streamed_not_buffered_in_memory(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_batched_lines_keep_their_order(tmp_path: Path) -> None:
+    names = [f"h/pool/f{i:05d}.deb" for i in range(5000)]  # more than two batches
+    with VarFiles(tmp_path) as lists:
+        for i, name in enumerate(names):
+            lists.add_pool_file(name, None, None, f"{i:064x}")
+            if i % 3 == 0:
+                lists.add_new(f"http://h/{name}")
+    assert (tmp_path / "ALL").read_text().splitlines() == names
+    assert (tmp_path / "SHA256").read_text().splitlines() == [
+        f"{i:064x}  {name}" for i, name in enumerate(names)
+    ]
+    assert (tmp_path / "NEW").read_text().splitlines() == [f"http://h/{n}" for n in names[::3]]
+    assert (tmp_path / "MD5").read_text() == ""
+
+
 def test_line_break_in_path_is_refused(tmp_path: Path) -> None:
     with VarFiles(tmp_path) as lists, pytest.raises(StorageError):
         lists.add_pool_file("h/pool/evil\nname", None, None, None)

@@ -8,8 +8,9 @@ Formats are the Perl tool's, so existing habits keep working
 * ``MD5``/``SHA1``/``SHA256``: ``<hex digest>  <path>`` (two spaces, ``*sum -c`` format),
   a line only when that hash is known.
 
-Lines are streamed to hidden temporary files as they come and all five files replace the
-previous run's at ``commit()``; ``abort()`` leaves the old lists in place.
+Lines are streamed to hidden temporary files (in batches of ``BATCH_LINES``: four lists get
+a line per pool file) and all five files replace the previous run's at ``commit()``;
+``abort()`` leaves the old lists in place.
 
 Imports only ``aptmirror.errors`` and ``storage.atomic``.
 """
@@ -24,6 +25,7 @@ from aptmirror.errors import StorageError
 from aptmirror.storage.atomic import AtomicFile
 
 VAR_FILE_NAMES: tuple[str, ...] = ("ALL", "NEW", "MD5", "SHA1", "SHA256")
+BATCH_LINES = 2048  # lines of one list held before they are written
 
 
 def _check_line(value: str, what: str) -> None:
@@ -51,6 +53,7 @@ class VarFiles:
         self.var_path = Path(var_path)
         self.fsync = fsync
         self._files: dict[str, AtomicFile] | None = None
+        self._lines: dict[str, list[str]] = {name: [] for name in VAR_FILE_NAMES}
         self.pool_count = 0
         self.new_count = 0
 
@@ -79,22 +82,35 @@ class VarFiles:
     ) -> None:
         """Record a pool file referenced by an index (path relative to mirror_path)."""
         _check_line(relpath, "pool path")
-        files = self._get()
-        files["ALL"].write_text(f"{relpath}\n")
+        self._add("ALL", relpath)
         for name, digest in (("MD5", md5), ("SHA1", sha1), ("SHA256", sha256)):
             if digest:
                 _check_line(digest, f"{name} of {relpath}")
-                files[name].write_text(f"{digest}  {relpath}\n")
+                self._add(name, f"{digest}  {relpath}")
         self.pool_count += 1
 
     def add_new(self, url: str) -> None:
         """Record the full URL of a file that needed downloading this run."""
         _check_line(url, "URL")
-        self._get()["NEW"].write_text(f"{url}\n")
+        self._add("NEW", url)
         self.new_count += 1
+
+    def _add(self, name: str, line: str) -> None:
+        lines = self._lines[name]
+        lines.append(line)
+        if len(lines) >= BATCH_LINES:
+            self._write(name)
+
+    def _write(self, name: str) -> None:
+        lines = self._lines[name]
+        if lines:
+            self._get()[name].write_text("\n".join(lines) + "\n")
+            lines.clear()
 
     def commit(self) -> None:
         """Replace the five lists with this run's (each one atomically)."""
+        for name in VAR_FILE_NAMES:
+            self._write(name)
         files = self._get()
         self._files = None
         pending = list(files.values())
@@ -111,6 +127,8 @@ class VarFiles:
     def abort(self) -> None:
         """Delete the temporary files; the previous lists stay. Idempotent."""
         files, self._files = self._files, None
+        for lines in self._lines.values():
+            lines.clear()
         for file in (files or {}).values():
             file.abort()
 
