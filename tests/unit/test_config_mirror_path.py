@@ -142,6 +142,20 @@ def test_resolver_maps_upstream_urls_into_the_merged_tree() -> None:
     assert resolver.resolve("http://a/d/dists/stable/InRelease") == ("merged", "stable")
     assert resolver.resolve("http://b:81/e/pool/main/x.deb") == ("merged", "extra")
     assert resolver.resolve("http://c/z/pool/x.deb") is None
+    assert resolver.resolve("https://b:81/e/pool/y.deb") == ("merged", "extra")  # sanitised
+    assert resolver.resolve("http://a/d/pool/../dists/stable/x") is None  # not in the tree
+
+
+def test_a_repository_inside_another_resolves_to_the_inner_one() -> None:
+    resolver = RepoResolver(
+        [("h/debian", "sid"), ("inner", "stable")],
+        sources=[
+            ("http://h/debian", "h/debian", "sid"),
+            ("http://u:p@h/debian/sub", "inner", "stable"),
+        ],
+    )
+    assert resolver.resolve("http://h/debian/sub/pool/x.deb") == ("inner", "stable")
+    assert resolver.resolve("http://h/debian/pool/x.deb") == ("h/debian", "sid")
 
 
 def test_two_spellings_of_one_repository_are_refused() -> None:

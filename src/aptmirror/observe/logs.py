@@ -62,8 +62,14 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     """``2026-01-02T03:04:05+00:00 INFO [run] [repository] message key=value...``."""
 
+    _stamp: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
     def format(self, record: logging.LogRecord) -> str:
-        when = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="seconds")
+        second, when = self._stamp
+        if int(record.created) != second:  # a first mirror logs thousands of lines a second
+            second = int(record.created)
+            when = datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds")
+            self._stamp = (second, when)
         repo = getattr(record, "repository", None)
         parts = [when, record.levelname, f"[{getattr(record, 'run_id', '-')}]"]
         if repo:
@@ -161,6 +167,13 @@ def build_logger(
     opts: ObserveSettings, var_path: Path, warn: Callable[[str], None]
 ) -> tuple[logging.Logger, list[logging.Handler]]:
     """The run's logger (not propagated to the root logger) and its handlers."""
+    if not opts.log_journal:
+        # what the logging docs advise when nothing shows the caller's source line, thread
+        # or process: a record is then ≈ 30 % cheaper to make (one per downloaded file)
+        logging._srcfile = None
+        logging.logThreads = False
+        logging.logProcesses = False
+        logging.logMultiprocessing = False
     logger = logging.getLogger(LOGGER_NAME)
     logger.propagate = False
     logger.setLevel(logging.INFO)

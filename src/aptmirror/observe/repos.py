@@ -38,6 +38,16 @@ class RepoResolver:
             if suite not in entry[1]:
                 entry[1].append(suite)
         self._keys = sorted(self._upstream, key=len, reverse=True)
+        # the same by the upstream URIs as written (longest first): the run's own URLs start
+        # with them, so most answers need no sanitising of the URL — unless one repository
+        # lies inside another, where only the sanitised form can tell the longest match
+        raw: dict[str, tuple[str, list[str]]] = {}
+        nested = any(b.startswith(a + "/") for a in self._keys for b in self._keys)
+        for uri, root, suite in () if nested else sources:
+            entry = raw.setdefault(uri.rstrip("/") + "/", (root, []))
+            if suite not in entry[1]:
+                entry[1].append(suite)
+        self._raw = sorted(raw.items(), key=lambda item: len(item[0]), reverse=True)
         # directory of a URL -> its answer: every file of a directory resolves alike, and
         # the run asks once per downloaded file
         self._by_dir: dict[str, tuple[str, str] | None] = {}
@@ -51,6 +61,15 @@ class RepoResolver:
             return found
 
     def _resolve(self, url: str) -> tuple[str, str] | None:
+        for prefix, (root, suites) in self._raw:
+            if url.startswith(prefix):
+                rest = url[len(prefix) :]
+                if "//" in rest or "/." in f"/{rest}" or "%" in rest:
+                    break  # not plain: let the sanitised form decide
+                for suite in suites:
+                    if rest.startswith(f"dists/{suite.strip('/')}/"):
+                        return (root, suite)
+                return (root, suites[0])
         try:
             local = sanitize_uri(url, self._tilde)
         except ConfigError:
