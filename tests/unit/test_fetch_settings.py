@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,7 @@ class _FakeFetcher:
         self.finished: list[str] = []
 
     async def fetch(self, req: FetchRequest) -> FetchResult:
-        name = req.dest.name
+        name = os.path.basename(req.dest)
         self.started.append(name)
         assert req.expected is not None
         await asyncio.sleep(req.expected.size / 1_000_000)

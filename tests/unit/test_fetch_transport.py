@@ -220,3 +220,56 @@ async def test_credentials_are_not_carried_across_a_redirect(serve: Serve) -> No
     port = int(base.rsplit(":", 1)[1])
     creds = (Credential("http", "127.0.0.1", port, "", "alice", "x"),)
     assert await _get(TransportOptions(credentials=creds), f"{base}/debian/f") == (200, "ok")
+
+
+# --------------------------------------------------------------------------- request bytes
+
+
+def _lines(head: bytes) -> tuple[str, set[str]]:
+    first, *rest = head.decode("latin-1").split("\r\n")
+    return first, {line for line in rest if line}
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        TransportOptions(),
+        TransportOptions(http_proxy="http://u:p@proxy.example:3128"),  # absolute-form
+        TransportOptions(user_agent="probe/1"),
+    ],
+)
+async def test_plain_urls_of_a_known_origin_get_the_same_request_the_fast_way(
+    opts: TransportOptions,
+) -> None:
+    async with HttpTransport(opts) as t:
+        first = "http://h.example:8080/debian/dists/stable/InRelease"
+        assert t._plain_request(first) is None  # origin not known yet
+        t._request(first, first, None)
+        for url in (
+            "http://h.example:8080/debian/pool/main/h/hello/hello_2.10-3_amd64.deb",
+            "http://h.example:8080/debian/pool/main/libx/x%2By_1.0~rc1-1+b2_all.deb",
+        ):
+            fast = t._plain_request(url)
+            assert fast is not None
+            assert fast[0] == t._request(url, url, None)[0]
+            assert _lines(fast[1]) == _lines(t._request(url, url, None)[1])
+        for other in (
+            "http://h.example:8080/debian/pool/a b.deb",  # to be quoted
+            "http://h.example:8080/debian/pool/\u00e9.deb",
+            "http://h.example:8080/debian/x?y=1",  # a query
+            "http://h.example:8081/debian/pool/a.deb",  # another origin
+            "http://u:p@h.example:8080/debian/pool/a.deb",  # credentials in the URL
+        ):
+            assert t._plain_request(other) is None, other
+
+
+async def test_a_plain_url_with_auth_conf_credentials_takes_the_general_way() -> None:
+    cred = Credential("http", "h.example", None, "/private", "alice", "a1")
+    async with HttpTransport(TransportOptions(credentials=(cred,))) as t:
+        t._request("http://h.example/debian/x", "http://h.example/debian/x", None)
+        assert t._plain_request("http://h.example/debian/pool/a.deb") is not None
+        url = "http://h.example/private/pool/a.deb"
+        assert t._plain_request(url) is None
+        _, head = t._request(url, url, None)
+        expected = base64.b64encode(b"alice:a1").decode()
+        assert f"Authorization: Basic {expected}" in _lines(head)[1]

@@ -7,12 +7,12 @@ strongest hash match. No network code here: :mod:`aptmirror.fetch.fetcher` drive
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from aptmirror.errors import FetchError, VerificationError
 from aptmirror.model import HASHLIB_NAMES, Checksums
@@ -21,7 +21,23 @@ from aptmirror.storage.atomic import temp_path_for as partial_path
 
 META_SUFFIX = ".meta"  # sidecar of a partial file: the URL and validator to resume with
 
-__all__ = ["PARTIAL_SUFFIX", "BodyWriter", "Hasher", "check_digests", "partial_path"]
+__all__ = [
+    "PARTIAL_SUFFIX",
+    "BodyWriter",
+    "Hasher",
+    "check_digests",
+    "partial_name",
+    "partial_path",
+]
+
+# Per-file paths are plain strings here: a pathlib.Path costs a dozen calls to build and
+# several more to turn back into a string, for each of tens of thousands of files.
+
+
+def partial_name(dest: str) -> str:
+    """:func:`partial_path` as a string: ``dir/.<name>.aptmirror-partial``."""
+    directory, _, name = dest.rpartition("/")
+    return f"{directory}/.{name}{PARTIAL_SUFFIX}" if directory else f".{name}{PARTIAL_SUFFIX}"
 
 
 def meta_path(partial: Path) -> Path:
@@ -29,24 +45,45 @@ def meta_path(partial: Path) -> Path:
     return partial.with_name(partial.name + META_SUFFIX)
 
 
-def discard(tmp: Path) -> None:
-    tmp.unlink(missing_ok=True)
-    meta_path(tmp).unlink(missing_ok=True)
+def meta_name(partial: str) -> str:
+    """:func:`meta_path` as a string."""
+    return partial + META_SUFFIX
 
 
-def _keep_upstream_mtime(path: Path, last_modified: str | None) -> None:
+def discard(tmp: str) -> None:
+    for path in (tmp, meta_name(tmp)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+_MTIMES: dict[str, float | None] = {}  # Last-Modified -> timestamp: files share a few
+
+
+def _timestamp(last_modified: str) -> float | None:
+    when = _MTIMES.get(last_modified)
+    if when is None and last_modified not in _MTIMES:
+        try:
+            when = email.utils.parsedate_to_datetime(last_modified).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            when = None
+        if len(_MTIMES) >= 1024:
+            _MTIMES.clear()
+        _MTIMES[last_modified] = when
+    return when
+
+
+def _keep_upstream_mtime(path: str, last_modified: str | None) -> None:
     """Give the file upstream's modification time, as wget -N did.
 
     The mirror's web server then answers apt's If-Modified-Since like upstream would; with
     local download times two publications within one second could look unchanged.
     """
-    if not last_modified:
-        return
-    try:
-        when = email.utils.parsedate_to_datetime(last_modified).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return
-    os.utime(path, (when, when))
+    when = _timestamp(last_modified) if last_modified else None
+    if when is not None:
+        os.utime(path, (when, when))
+
+
+_CONSTRUCTORS = {"SHA256": hashlib.sha256, "SHA512": hashlib.sha512, "SHA1": hashlib.sha1}
 
 
 class Hasher:
@@ -59,7 +96,8 @@ class Hasher:
     def __init__(self, expected: Checksums | None) -> None:
         strongest = expected.strongest() if expected is not None else None
         self.name = strongest[0] if strongest is not None else "SHA256"
-        self._hash = hashlib.new(HASHLIB_NAMES[self.name])
+        make = _CONSTRUCTORS.get(self.name)
+        self._hash = make() if make is not None else hashlib.new(HASHLIB_NAMES[self.name])
         self.size = 0
 
     def update(self, chunk: bytes) -> None:
@@ -91,7 +129,7 @@ class BodyWriter:
     """
 
     def __init__(
-        self, tmp: Path, hasher: Hasher, *, append: bool, made_dirs: set[str] | None = None
+        self, tmp: str, hasher: Hasher, *, append: bool, made_dirs: set[str] | None = None
     ) -> None:
         self.tmp = tmp
         self.hasher = hasher
@@ -99,7 +137,7 @@ class BodyWriter:
         # A resumable transfer writes every chunk as it arrives, so what was received is on
         # disk for a later Range resume even if the process is killed during a stall.
         self.write_through = False
-        self._fh: BinaryIO | None = None
+        self._fd = -1
         self._pending: list[bytes] = []
         self._pending_size = 0
         # directories known to exist (shared by the transfers of a run): one mkdir per
@@ -119,14 +157,16 @@ class BodyWriter:
 
     def flush(self) -> None:
         """Write and hash the buffer."""
-        if self._fh is None:
-            self._fh = self._open()
+        if self._fd < 0:
+            self._fd = self._open()
         for chunk in self._pending:
             self.hasher.update(chunk)
-            write_all(self._fh, chunk)
+            write_all(self._fd, chunk)
         self._pending, self._pending_size = [], 0
 
-    def _open(self) -> BinaryIO:
+    def _open(self) -> int:
+        # Unbuffered (a plain descriptor): what was flushed is in the file even if the
+        # process is killed.
         flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         flags |= os.O_APPEND if self._append else os.O_TRUNC
         parent = os.path.dirname(self.tmp)
@@ -134,23 +174,21 @@ class BodyWriter:
             os.makedirs(parent, exist_ok=True)
             self._made_dirs.add(parent)
         try:
-            fd = os.open(self.tmp, flags, 0o644)
+            return os.open(self.tmp, flags, 0o644)
         except FileNotFoundError:  # removed since it was made: make it again
             os.makedirs(parent, exist_ok=True)
-            fd = os.open(self.tmp, flags, 0o644)
-        # Unbuffered: what was flushed is in the file even if the process is killed.
-        return os.fdopen(fd, "ab", buffering=0)
+            return os.open(self.tmp, flags, 0o644)
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
 
     def finish(
         self,
         url: str,
         expected: Checksums | None,
-        dest: Path,
+        dest: str,
         last_modified: str | None,
         meta_written: bool,
     ) -> None:
@@ -162,15 +200,17 @@ class BodyWriter:
         _keep_upstream_mtime(self.tmp, last_modified)
         os.replace(self.tmp, dest)
         if meta_written:
-            meta_path(self.tmp).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(meta_name(self.tmp))
 
 
-def write_all(out: BinaryIO, data: bytes) -> None:
-    """An unbuffered write may be short: loop until every byte is in the file."""
-    view = memoryview(data)
-    while view:
-        written = out.write(view)
-        view = view[written or 0 :]
+def write_all(fd: int, data: bytes) -> None:
+    """A write may be short: loop until every byte is in the file."""
+    written = os.write(fd, data)
+    if written < len(data):
+        view = memoryview(data)
+        while written < len(data):
+            written += os.write(fd, view[written:])
 
 
 READ_CHUNK = 1 << 20
@@ -191,7 +231,7 @@ def file_digest(path: Path, hash_name: str) -> str:
     return h.hexdigest()
 
 
-def hash_prefix(tmp: Path, size: int, hasher: Hasher) -> None:
+def hash_prefix(tmp: str, size: int, hasher: Hasher) -> None:
     """Feed the first ``size`` bytes of ``tmp`` to ``hasher`` and cut anything after them."""
     fd = os.open(tmp, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd, "r+b") as fh:

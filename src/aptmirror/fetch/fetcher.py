@@ -44,7 +44,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from aptmirror.errors import FetchError, HTTPStatusError, VerificationError
@@ -53,8 +52,8 @@ from aptmirror.fetch.body import (
     Hasher,
     discard,
     hash_prefix,
-    meta_path,
-    partial_path,
+    meta_name,
+    partial_name,
 )
 from aptmirror.fetch.ratelimit import RateLimiter
 from aptmirror.fetch.sources import SourceBalancer, origin
@@ -87,7 +86,7 @@ class FetchRequest:
     """
 
     url: str
-    dest: Path
+    dest: str | os.PathLike[str]  # a string is cheaper: the pool stage makes thousands
     expected: Checksums | None
     optional: bool = False  # a 404/410 is an outcome, not an error
     max_size: int = 256 * 1024 * 1024
@@ -99,22 +98,10 @@ class FetchRequest:
     fresh: bool = False
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        # pool worker processes get thousands: a Path pickles as its parts, and rebuilding
-        # it from them costs a dozen parsing calls; from one string, one
-        return (_request, (self.url, os.fspath(self.dest), self.expected, self.optional,
-                           self.max_size, self.mirrors, self.fresh))  # fmt: skip
-
-
-def _request(
-    url: str,
-    dest: str,
-    expected: Checksums | None,
-    optional: bool,
-    max_size: int,
-    mirrors: tuple[str, ...],
-    fresh: bool,
-) -> FetchRequest:
-    return FetchRequest(url, Path(dest), expected, optional, max_size, mirrors, fresh)
+        # pool worker processes get thousands: a constructor call with the path as a string
+        # pickles several times faster than dataclass state (and a Path as its parts)
+        return (FetchRequest, (self.url, os.fspath(self.dest), self.expected, self.optional,
+                               self.max_size, self.mirrors, self.fresh))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,8 +228,10 @@ class Fetcher:
         penalised, one that answers a final error (404, refused) is not asked again for this
         file, and every source is tried before giving up (attempts = max(attempts, sources)).
         """
-        urls = list(dict.fromkeys((req.url, *req.mirrors)))
+        urls = list(dict.fromkeys((req.url, *req.mirrors))) if req.mirrors else [req.url]
         several = len(urls) > 1
+        # the balancer is only asked (and told) when there is a choice to make
+        sources = self._sources if several else None
         attempts = max(self._attempts, len(urls))
         causes: list[str] = []
         failed_here: dict[str, int] = {}  # url -> failed attempts of this file there
@@ -254,7 +243,7 @@ class Fetcher:
             live = [u for u in urls if u not in excluded]
             if not live:
                 break
-            url = self._sources.pick(live) if several else req.url
+            url = sources.pick(live) if sources is not None else req.url
             if attempt > 1:
                 self.stats.retries += 1
                 if req.fresh:  # the failed attempt may have left a partial file
@@ -262,17 +251,20 @@ class Fetcher:
             if failed_here.get(url):  # another source that has not failed yet needs no wait
                 await self._sleep(self.backoff(failed_here[url], retry_after))
             one = dataclasses.replace(req, url=url, mirrors=()) if several else req
-            started = self._clock()
-            self._sources.begin(url)
+            started = self._clock() if sources is not None else 0.0
+            if sources is not None:
+                sources.begin(url)
             try:
                 result = await self._attempt(one)
             except OSError as exc:  # the local disk (full, read-only), not the network
-                self._sources.release(url)
+                if sources is not None:
+                    sources.release(url)
                 self.stats.failures += 1
                 reason = f"cannot write {req.dest}: {exc.strerror or exc}"
                 raise FetchError(req.url, reason, retryable=False) from exc
             except FetchError as exc:
-                self._sources.end(url, ok=False, bad_data=isinstance(exc, VerificationError))
+                if sources is not None:
+                    sources.end(url, ok=False, bad_data=isinstance(exc, VerificationError))
                 retry_after = None
                 status = exc.status if isinstance(exc, HTTPStatusError) else None
                 if isinstance(exc, HTTPStatusError):
@@ -292,22 +284,21 @@ class Fetcher:
                         reason += f" (last HTTP status {last_status})"
                     raise FetchError(req.url, reason, retryable=False) from exc
                 continue
-            if several and url != req.url and result.outcome is Outcome.NOT_FOUND:
+            if sources is not None and url != req.url and result.outcome is Outcome.NOT_FOUND:
                 # only the primary source (where the Release came from) may say a file is
                 # absent; another one that lacks it is penalised only if the primary has it
-                self._sources.release(url)
+                sources.release(url)
                 missing_at.append(url)
                 causes.append(f"attempt {attempt} ({origin(url)}): not found")
                 failed_here[url] = failed_here.get(url, 0) + 1
                 excluded.add(url)
                 continue
-            if result.outcome is Outcome.DOWNLOADED:
-                for lacking in missing_at:
-                    self._sources.penalise(lacking)
-            self._sources.end(
-                url, ok=True, nbytes=result.transferred, seconds=self._clock() - started
-            )
-            if several:
+            if sources is not None:
+                if result.outcome is Outcome.DOWNLOADED:
+                    for lacking in missing_at:
+                        sources.penalise(lacking)
+                seconds = self._clock() - started
+                sources.end(url, ok=True, nbytes=result.transferred, seconds=seconds)
                 result = dataclasses.replace(result, request=req)
             self._emit_result(result, attempt)
             return result
@@ -315,13 +306,14 @@ class Fetcher:
         self.stats.failures += 1
         raise FetchError(req.url, "; ".join(causes), retryable=False)
 
-    def _resume_point(self, req: FetchRequest, tmp: Path) -> tuple[int, str | None]:
+    def _resume_point(self, req: FetchRequest, tmp: str) -> tuple[int, str | None]:
         """(bytes already in the partial file, validator) when it can be continued."""
         if not self._resume or req.expected is None or req.fresh:
             return 0, None
         try:
             size = os.stat(tmp, follow_symlinks=False).st_size
-            meta = json.loads(meta_path(tmp).read_text())
+            with open(meta_name(tmp), encoding="utf-8") as fh:
+                meta = json.loads(fh.read())
         except (OSError, ValueError):
             return 0, None
         if not isinstance(meta, dict) or meta.get("url") != _public_url(req.url):
@@ -332,7 +324,7 @@ class Fetcher:
         return size, validator
 
     def _write_meta(
-        self, req: FetchRequest, tmp: Path, resp: Response, *, any_size: bool = False
+        self, req: FetchRequest, tmp: str, resp: Response, *, any_size: bool = False
     ) -> bool:
         """Record how to resume ``tmp``; False when it cannot be resumed.
 
@@ -344,17 +336,19 @@ class Fetcher:
         if req.expected is None or not self._resume or (too_small and not any_size):
             return False
         validator = _validator(resp)
-        meta = meta_path(tmp)
+        meta = meta_name(tmp)
         if validator is None:
-            meta.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(meta)
             return False
-        tmp.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(tmp) or ".", exist_ok=True)
         # the sidecar may sit in the published tree: never write credentials into it
-        meta.write_text(json.dumps({"url": _public_url(req.url), "validator": validator}) + "\n")
+        with open(meta, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps({"url": _public_url(req.url), "validator": validator}) + "\n")
         return True
 
     async def _attempt(self, req: FetchRequest) -> FetchResult:
-        tmp = partial_path(req.dest)
+        tmp = partial_name(os.fspath(req.dest))
         offset, validator = self._resume_point(req, tmp)
         headers = {"Range": f"bytes={offset}-", "If-Range": str(validator)} if offset else {}
         self.stats.requests += 1
@@ -365,7 +359,7 @@ class Fetcher:
             resp.release()
 
     async def _receive(
-        self, req: FetchRequest, resp: Response, tmp: Path, offset: int
+        self, req: FetchRequest, resp: Response, tmp: str, offset: int
     ) -> FetchResult:
         if resp.status in (404, 410) and req.optional:
             discard(tmp)
@@ -389,7 +383,8 @@ class Fetcher:
             )
         hasher = Hasher(req.expected)
         size = req.expected.size if req.expected is not None else resp.content_length
-        self._emit(FileStarted(req.url, str(req.dest), size, offset))
+        dest = os.fspath(req.dest)
+        self._emit(FileStarted(req.url, dest, size, offset))
         writer = BodyWriter(tmp, hasher, append=offset > 0, made_dirs=self._made_dirs)
         resumable = False
         try:
@@ -403,7 +398,7 @@ class Fetcher:
             writer.write_through = resumable
             await self._stream(resp, writer, limit, req.url)
             last_modified = resp.headers.get("Last-Modified")
-            writer.finish(req.url, req.expected, req.dest, last_modified, resumable)
+            writer.finish(req.url, req.expected, dest, last_modified, resumable)
         except VerificationError:
             writer.close()
             discard(tmp)
@@ -430,12 +425,12 @@ class Fetcher:
         if result.outcome is Outcome.NOT_FOUND:
             self._emit(FileSkipped(req.url))
             return
-        path = str(req.dest)
+        path = os.fspath(req.dest)
         done = FileDone(req.url, path, result.size, result.transferred, result.sha256, attempt)
         self._emit(done)
 
     @staticmethod
-    def _check_content_range(req: FetchRequest, resp: Response, offset: int, tmp: Path) -> None:
+    def _check_content_range(req: FetchRequest, resp: Response, offset: int, tmp: str) -> None:
         match = _CONTENT_RANGE_RE.match(resp.headers.get("Content-Range", "").strip())
         total = req.expected.size if req.expected is not None else None
         if (

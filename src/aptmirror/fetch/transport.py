@@ -10,6 +10,7 @@ the URL, else auth.conf; never carried across a redirect), whether plain http is
 from __future__ import annotations
 
 import base64
+import re
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -84,6 +85,10 @@ class HttpTransport:
         self._env_proxies: dict[str, str] | None = None
         # (scheme, host[:port]) -> endpoint and proxy credentials: proxy choice once per host
         self._routes: dict[tuple[str, str], tuple[Endpoint, str | None]] = {}
+        # "scheme://host[:port]" as written in URLs -> endpoint, what goes before the path in
+        # the request line, and the header lines: a plain URL of a known origin (nothing to
+        # quote, no credentials, no extra headers) is one string join away from its request
+        self._plain: dict[str, tuple[Endpoint, str, str]] = {}
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -215,14 +220,12 @@ class HttpTransport:
         current = url
         try:
             for _ in range(MAX_REDIRECTS + 1):
-                parts = urlsplit(current)
-                route = self._route(parts, current, url)
-                fields = {"User-Agent": self._options.user_agent, "Accept": "*/*"}
-                fields.update(self._headers_for(parts, current, headers))
-                if route.proxy_auth is not None:  # plain http through a proxy
-                    fields["Proxy-Authorization"] = route.proxy_auth
-                head = request_head(route.target, route.host, fields)
-                resp = await pool.open(route.endpoint, head, url)
+                plain = None if headers else self._plain_request(current)
+                if plain is not None:
+                    endpoint, head = plain
+                else:
+                    endpoint, head = self._request(current, url, headers)
+                resp = await pool.open(endpoint, head, url)
                 location = resp.headers.get("Location")
                 if resp.status not in REDIRECT_STATUSES or not location:
                     return resp
@@ -233,6 +236,39 @@ class HttpTransport:
             raise FetchError(url, f"more than {MAX_REDIRECTS} redirects", retryable=False)
         except (OSError, ProtocolError) as exc:  # TimeoutError and ssl.SSLError are OSErrors
             raise FetchError(url, describe(exc)) from exc
+
+    def _request(
+        self, url: str, reported: str, headers: Mapping[str, str] | None
+    ) -> tuple[Endpoint, bytes]:
+        """Endpoint and request bytes of ``url``, in general (errors name ``reported``)."""
+        parts = urlsplit(url)
+        route = self._route(parts, url, reported)
+        common = {"User-Agent": self._options.user_agent, "Accept": "*/*"}
+        if route.proxy_auth is not None:  # plain http through a proxy
+            common["Proxy-Authorization"] = route.proxy_auth
+        auth = self._headers_for(parts, url, None)
+        head = request_head(route.target, route.host, {**common, **auth, **(headers or {})})
+        if not auth and "@" not in parts.netloc:  # its origin's plain URLs: the fast way
+            origin = url[: len(parts.scheme) + 3 + len(parts.netloc)]
+            absolute = route.endpoint.proxy is not None and route.endpoint.scheme == "http"
+            lines = "".join(f"{name}: {value}\r\n" for name, value in common.items())
+            rest = f"Host: {route.host}\r\n{lines}\r\n"
+            self._plain[origin] = (route.endpoint, f"http://{route.host}" if absolute else "", rest)
+        return route.endpoint, head
+
+    def _plain_request(self, url: str) -> tuple[Endpoint, bytes] | None:
+        """Endpoint and request bytes of a plain URL of a known origin, else None."""
+        start = url.find("/", url.find("://") + 3)
+        if start < 0:
+            return None
+        known = self._plain.get(url[:start])
+        path = url[start:]
+        if known is None or _PLAIN_PATH.fullmatch(path) is None:
+            return None
+        if self._options.credentials and find_credential(self._options.credentials, url):
+            return None
+        endpoint, prefix, rest = known
+        return endpoint, f"GET {prefix}{path} HTTP/1.1\r\n{rest}".encode("ascii")
 
     @asynccontextmanager
     async def get(
@@ -246,6 +282,8 @@ class HttpTransport:
             resp.release()
 
 
+# a path that quoting leaves as it is (URL_SAFE, letters and digits)
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/%:@!$&'()*+,;=._~-]*")
 MAX_REDIRECTS = 10
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -40,9 +40,15 @@ from aptmirror.sync.pool_procs import (
 REPLACEMENT_SUFFIX = ".aptmirror-new"
 
 
-def staged_path(dest: Path) -> Path:
+def staged_name(dest: str) -> str:
     """Where a new version of an existing pool file waits until its suites are published."""
-    return dest.with_name(f".{dest.name}{REPLACEMENT_SUFFIX}")
+    directory, _, name = dest.rpartition("/")
+    return f"{directory}/.{name}{REPLACEMENT_SUFFIX}"
+
+
+def staged_path(dest: Path) -> Path:
+    """:func:`staged_name` as a Path."""
+    return Path(staged_name(os.fspath(dest)))
 
 
 @dataclass(slots=True)
@@ -185,10 +191,10 @@ async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
     def request(i: int) -> FetchRequest:
         rel, item = items[i]
         url = plan.url_of(ctx, rel, item)
-        dest = Path(f"{mirror}/{rel}")
+        dest = f"{mirror}/{rel}"
         return FetchRequest(
             url,
-            staged_path(dest) if item.replaces else dest,
+            staged_name(dest) if item.replaces else dest,
             ctx.pool_checksums(item.checksums),
             mirrors=item.job.alt_urls(url),
             fresh=item.fresh,
