@@ -52,6 +52,32 @@ def test_broken_subscriber_is_disabled_not_fatal(capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().err.count("boom") == 1
 
 
+def test_a_subscriber_gets_only_the_events_it_handles() -> None:
+    class OnlyMessages:
+        handles = frozenset({Message})
+
+        def __init__(self) -> None:
+            self.seen: list[Event] = []
+
+        def __call__(self, event: Event) -> None:
+            self.seen.append(event)
+
+    bus = EventBus()
+    picky, everything = OnlyMessages(), list[Event]()
+    bus.subscribe(picky)
+    bus.emit(FileProgress("u", 1))
+    bus.emit(Message("one"))
+    bus.subscribe(everything.append)  # added after routes were worked out
+    bus.emit(FileProgress("u", 2))
+    bus.emit(Message("two"))
+    assert [m.text for m in picky.seen if isinstance(m, Message)] == ["one", "two"]
+    assert len(picky.seen) == 2
+    assert [type(e).__name__ for e in everything] == ["FileProgress", "Message"]
+    bus.unsubscribe(picky)
+    bus.emit(Message("three"))
+    assert len(picky.seen) == 2 and len(everything) == 3
+
+
 def test_events_are_frozen() -> None:
     ev = FileFailed("http://x/", "HTTP 503", 1, 503)
     with pytest.raises(AttributeError):

@@ -170,7 +170,11 @@ def ignore(event: Event) -> None:
 
 
 class EventBus:
-    """Calls every subscriber, in subscription order, for every event.
+    """Calls every subscriber, in subscription order, for every event it handles.
+
+    A subscriber may declare the event classes it handles in a ``handles`` attribute (a
+    frozenset); it then gets only those. Per-file events come by the thousand a second, and
+    most observers ignore them: they are not even called.
 
     A failing subscriber must not stop a mirror run: its exception is reported once on
     stderr and it is unsubscribed.
@@ -178,16 +182,30 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscribers: list[Emit] = []
+        self._routes: dict[type, tuple[Emit, ...]] = {}  # event class -> its subscribers
 
     def subscribe(self, fn: Emit) -> None:
         self._subscribers.append(fn)
+        self._routes.clear()
 
     def unsubscribe(self, fn: Emit) -> None:
         if fn in self._subscribers:
             self._subscribers.remove(fn)
+            self._routes.clear()
+
+    def _route(self, kind: type) -> tuple[Emit, ...]:
+        found = self._routes[kind] = tuple(
+            fn
+            for fn in self._subscribers
+            if (handles := getattr(fn, "handles", None)) is None or kind in handles
+        )
+        return found
 
     def emit(self, event: Event) -> None:
-        for fn in list(self._subscribers):
+        subscribers = self._routes.get(type(event))
+        if subscribers is None:
+            subscribers = self._route(type(event))
+        for fn in subscribers:
             try:
                 fn(event)
             except Exception as exc:  # a broken observer never breaks the mirror

@@ -220,6 +220,11 @@ class LogSubscriber:
         }
         self.logger.log(level, message, extra=extra)
 
+    handles = frozenset(
+        {Message, FileDone, FileFailed, RunFailure, StageStarted, StageFinished, SuitePublished,
+         SuiteResult, RunStarted, RunFinished}
+    )  # fmt: skip
+
     def __call__(self, event: Event) -> None:
         if isinstance(event, Message):
             level = {"warning": logging.WARNING, "error": logging.ERROR}.get(event.level, 20)

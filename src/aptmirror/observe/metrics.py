@@ -192,6 +192,8 @@ class TextfileWriter:
         self._lock = threading.Lock()
         self._failed = False
 
+    handles = frozenset({RunStarted, RunFinished})
+
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self._reload(self.run_pk())

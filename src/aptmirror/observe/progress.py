@@ -80,6 +80,8 @@ class PlainProgress:
         self._last = clock()
         self._lock = threading.Lock()
 
+    handles = frozenset({StageFinished})
+
     def __call__(self, event: Event) -> None:
         if isinstance(event, StageFinished):
             views = [v for v in self.tracker.all_stages() if v.stage == event.stage]

@@ -35,6 +35,8 @@ class RichProgress:
         self._lock = threading.Lock()
         self.progress.start()
 
+    handles = frozenset({StageFinished})
+
     def __call__(self, event: Event) -> None:
         if isinstance(event, StageFinished):
             self.tick()

@@ -27,6 +27,8 @@ class ReportWriter:
         self._failures: list[dict[str, Any]] = []
         self._suites: list[dict[str, Any]] = []
 
+    handles = frozenset({RunStarted, RunFailure, SuiteResult, RunFinished})
+
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self._started = event

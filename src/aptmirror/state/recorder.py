@@ -110,6 +110,10 @@ class StateRecorder:
     def run_pk(self) -> int | None:
         return self._run.pk if self._run else None
 
+    handles = frozenset(
+        {RunStarted, FileStarted, FileDone, RunFailure, SuitePublished, SuiteResult, RunFinished}
+    )
+
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             pk = self.db.begin_run(event.run_id, event.at, os.getpid())
