@@ -87,9 +87,12 @@ def test_run_feeds_db_metrics_logs_report_and_hook(
         assert (status, failures) == ("ok", 0) and ended is not None and files > 0
         rows = db.execute("SELECT repository, suite, status, bytes, last_success FROM repo_runs")
         assert [r[:3] for r in rows.fetchall()] == [(repo, "stable", "ok")]
-        versions = dict(db.execute("SELECT path, sha256 FROM file_versions").fetchall())
+        rows = db.execute("SELECT path, sha256, size FROM file_versions").fetchall()
+    versions = {path: sha256 for path, sha256, _ in rows}
     deb = next(p.filename for p in small_repo.packages)
     assert versions[f"{repo}/{deb}"] == small_repo.packages[0].sha256
+    mirror = var_dir(tmp_path).parent / "mirror"
+    assert rows and all(size == (mirror / path).stat().st_size for path, _, size in rows)
     assert f"Downloaded {files} files" in first.stdout
 
     m = _metrics(prom)

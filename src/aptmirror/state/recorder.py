@@ -82,6 +82,8 @@ class _Run:
     published: dict[tuple[str, str], float] = field(default_factory=dict)
     results: list[SuiteResult] = field(default_factory=list)
     failures: list[FailureRow] = field(default_factory=list)
+    # path as downloaded -> size: the versions recorded at the end need no stat for them
+    sizes: dict[str, int] = field(default_factory=dict)
 
 
 class StateRecorder:
@@ -132,6 +134,7 @@ class StateRecorder:
             acc.last = event.at
             run.files += 1
             run.bytes += event.bytes
+            run.sizes[event.path] = event.size
             if self._clock() - self._last_flush >= self.flush_interval:
                 self._last_flush = self._clock()
                 self.db.progress_run(run.pk, run.files, run.bytes)
@@ -172,7 +175,7 @@ class StateRecorder:
             )
         roots = {repo for repo, _ in run.published}
         if roots:
-            self._record_versions(roots, event.at)
+            self._record_versions(roots, event.at, run.sizes)
         self.db.finish_run(
             run.pk,
             ended=event.at,
@@ -183,7 +186,7 @@ class StateRecorder:
             failures=run.failures,
         )
 
-    def _record_versions(self, roots: set[str], seen: float) -> None:
+    def _record_versions(self, roots: set[str], seen: float, sizes: dict[str, int]) -> None:
         """Record the published pool files; when the list (``var/SHA256``) and the roots
         are the same as last time, only refresh when they were last seen (a no-op run);
         after a run before, write only what changed (an update)."""
@@ -203,10 +206,10 @@ class StateRecorder:
             old = self.db.versions_seen_at(previous)
             published = list(self._published(roots))
             now = set(published)
-            fresh = self._with_sizes(v for v in published if v not in old)
+            fresh = self._with_sizes((v for v in published if v not in old), sizes)
             self.db.advance_versions(previous, seen, old - now, fresh)
         else:
-            self.db.record_versions(self._with_sizes(self._published(roots)), seen)
+            self.db.record_versions(self._with_sizes(self._published(roots), sizes), seen)
         self.db.set_meta(VERSIONS_KEY, f"{fingerprint} {seen!r}")
 
     def _published(self, roots: set[str]) -> Iterator[tuple[str, str]]:
@@ -228,12 +231,18 @@ class StateRecorder:
                 seen.add(path)
                 yield path, digest
 
-    def _with_sizes(self, versions: Iterable[tuple[str, str]]) -> Iterator[FileVersion]:
-        """Each version with its file's size; those not on disk are left out."""
+    def _with_sizes(
+        self, versions: Iterable[tuple[str, str]], downloaded: dict[str, int]
+    ) -> Iterator[FileVersion]:
+        """Each version with its file's size (of the download this run, else on disk);
+        those not on disk are left out."""
         mirror = os.fspath(self.mirror_path)  # plain strings: this loop runs per pool file
         for path, digest in versions:
-            try:
-                size = os.lstat(f"{mirror}/{path}").st_size
-            except OSError:
-                continue
+            full = f"{mirror}/{path}"
+            size = downloaded.get(full)
+            if size is None:
+                try:
+                    size = os.lstat(full).st_size
+                except OSError:
+                    continue
             yield FileVersion(path, size, digest)
