@@ -4,6 +4,8 @@ files; a dead run stops its workers."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import signal
 import subprocess
@@ -13,7 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from aptmirror.testing import Fault, TestKey
+from aptmirror.fetch.batch import SizeQueue
+from aptmirror.fetch.fetcher import FetchRequest, FetchStats
+from aptmirror.model import Checksums, Settings
+from aptmirror.observe.events import Event, FileDone
+from aptmirror.sync.pool_procs import fetch_in_processes
+from aptmirror.testing import FakeUpstream, Fault, TestKey
 
 from .conftest import (
     ServeFn,
@@ -191,3 +198,44 @@ def test_a_worker_that_cannot_start_leaves_its_share_to_the_run(
     assert_published(sc)
     for rel in _pool_files(sc):
         assert sha256_file(sc.mirror / rel) == sha256_file(sc.info.root / rel), rel
+
+
+async def test_workers_are_fed_batch_after_batch_until_the_queue_is_empty(tmp_path: Path) -> None:
+    """Two real worker processes with one transfer each (batches of FEED_PER_TRANSFER files):
+    160 files take twenty top-ups, and every file arrives once, verified, with its
+    events and counters reported back."""
+    root = tmp_path / "up"
+    names, sizes = [], []
+    for i in range(160):
+        body = os.urandom(100 + i * 37)
+        (root / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
+        (root / f"d{i % 7}" / f"f{i}.deb").write_bytes(body)
+        names.append((f"d{i % 7}/f{i}.deb", hashlib.sha256(body).hexdigest()))
+        sizes.append(len(body))
+    mirror = tmp_path / "mirror"
+    async with FakeUpstream(root) as srv:
+        url = srv.url
+
+        def request(i: int) -> FetchRequest:
+            name, digest = names[i]
+            expected = Checksums(sizes[i], (("SHA256", digest),))
+            return FetchRequest(f"{url}{name}", str(mirror / name), expected, fresh=True)
+
+        events: list[Event] = []
+        failed: list[int] = []
+        warnings: list[str] = []
+        stats = FetchStats()
+        share = Settings(nthreads=1, retry_delay=0)
+        fetched = fetch_in_processes(
+            share, 2, SizeQueue(sizes), request, events.append,
+            lambda i, exc: failed.append(i), stats, warnings.append,
+        )  # fmt: skip
+        left = await asyncio.wait_for(fetched, 60)  # a worker left waiting would hang
+    assert (left, failed, warnings) == ([], [], [])
+    assert stats.files == stats.requests == 160
+    done = sorted(e.url for e in events if isinstance(e, FileDone))
+    assert done == sorted(f"{url}{name}" for name, _ in names)
+    for name, digest in names:
+        assert hashlib.sha256((mirror / name).read_bytes()).hexdigest() == digest
+    gets = [r.path for r in srv.requests if r.method == "GET"]
+    assert sorted(gets) == sorted(f"/{name}" for name, _ in names)  # each asked for once
