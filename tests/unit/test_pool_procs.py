@@ -65,6 +65,19 @@ async def test_an_open_size_queue_waits_for_more() -> None:
     assert taken == [9, 7, 8, 3]
 
 
+def test_an_open_size_queue_loses_nothing_over_thousands_of_takes() -> None:
+    q = SizeQueue()
+    q.put((i, i % 997) for i in range(5000))
+    taken = [q.take(smallest=k % 2 == 0) for k in range(3000)]
+    small = taken[0::2]
+    assert [s % 997 for s in small] == sorted(s % 997 for s in small)  # still in size order
+    q.put((i, i % 997) for i in range(5000, 6000))
+    q.close()
+    while (i := q.take(smallest=True)) is not None:
+        taken.append(i)
+    assert sorted(t for t in taken if t is not None) == list(range(6000))
+
+
 def _frames(data: bytes) -> list[object]:
     out = []
     while data:

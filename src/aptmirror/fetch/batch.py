@@ -65,8 +65,12 @@ class SizeQueue:
         if self._lo == len(self._items):
             return None
         if smallest:
+            i = self._items[self._lo][1]
             self._lo += 1
-            return self._items[self._lo - 1][1]
+            if self._lo >= 1024 and self._added is not None:  # an open queue: drop them
+                del self._items[: self._lo]
+                self._lo = 0
+            return i
         return self._items.pop()[1]
 
     async def next(self, smallest: bool) -> int | None:

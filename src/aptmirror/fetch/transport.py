@@ -185,18 +185,15 @@ class HttpTransport:
         via = (p.hostname, proxy_port)
         return Endpoint(scheme, hostname, port, via, auth if scheme == "https" else None), auth
 
-    def _headers_for(
-        self, parts: SplitResult, url: str, extra: Mapping[str, str] | None
-    ) -> dict[str, str]:
-        headers = dict(extra or {})
+    def _auth_for(self, parts: SplitResult, url: str) -> dict[str, str]:
+        """The Authorization header for ``url`` (from the URL, else auth.conf), if any."""
         if parts.username is not None:  # credentials in the URL: sent as Basic auth
             user, password = unquote(parts.username), unquote(parts.password or "")
-            headers.setdefault("Authorization", _basic(user, password))
-        else:
-            cred = find_credential(self._options.credentials, url)
-            if cred is not None:
-                headers.setdefault("Authorization", _basic(cred.login, cred.password))
-        return headers
+            return {"Authorization": _basic(user, password)}
+        cred = find_credential(self._options.credentials, url)
+        if cred is not None:
+            return {"Authorization": _basic(cred.login, cred.password)}
+        return {}
 
     def _check_scheme(self, url: str, redirected_from: str | None = None) -> None:
         if not self._options.https_only or urlsplit(url).scheme.lower() == "https":
@@ -246,7 +243,7 @@ class HttpTransport:
         common = {"User-Agent": self._options.user_agent, "Accept": "*/*"}
         if route.proxy_auth is not None:  # plain http through a proxy
             common["Proxy-Authorization"] = route.proxy_auth
-        auth = self._headers_for(parts, url, None)
+        auth = self._auth_for(parts, url)
         head = request_head(route.target, route.host, {**common, **auth, **(headers or {})})
         if not auth and "@" not in parts.netloc:  # its origin's plain URLs: the fast way
             origin = url[: len(parts.scheme) + 3 + len(parts.netloc)]
