@@ -36,6 +36,7 @@ class RunContext:
     emit: Emit = field(default=ignore)  # observers: progress, logs, metrics, state
     _weak_warned: set[str] = field(default_factory=set)
     _guards: dict[str, DirGuard] = field(default_factory=dict)
+    _roots: dict[RepoJob, str] = field(default_factory=dict)
 
     @property
     def mirror(self) -> Path:
@@ -51,8 +52,11 @@ class RunContext:
 
     def local_root(self, job: RepoJob) -> str:
         """Repository root relative to mirror_path/skel_path (host[:port]/path, or the
-        repository's ``mirror_path``)."""
-        return local_root(job, self.settings.tilde)
+        repository's ``mirror_path``). Asked once per pool file: worked out once per job."""
+        root = self._roots.get(job)
+        if root is None:
+            root = self._roots[job] = local_root(job, self.settings.tilde)
+        return root
 
     def suite_rel(self, job: RepoJob) -> str:
         """Suite directory (or flat directory) relative to mirror_path/skel_path."""
