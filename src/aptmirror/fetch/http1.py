@@ -273,12 +273,10 @@ class Response:
 
     __slots__ = ("_conn", "_release", "content_length", "headers", "status", "url")
 
-    def __init__(
-        self, url: str, conn: Connection, release: Callable[[Connection], None] | None = None
-    ) -> None:
+    def __init__(self, url: str, conn: Connection, release: Callable[[Connection], None]) -> None:
         self.url = url
         self._conn = conn
-        self._release = release
+        self._release: Callable[[Connection], None] | None = release
         self.status = conn.status
         self.headers = Headers(conn.raw_headers)
         self.content_length: int | None = None
