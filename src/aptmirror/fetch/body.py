@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import hashlib
 import os
 from collections.abc import Iterator
@@ -56,20 +57,12 @@ def discard(tmp: str) -> None:
             os.unlink(path)
 
 
-_MTIMES: dict[str, float | None] = {}  # Last-Modified -> timestamp: files share a few
-
-
+@functools.lru_cache(maxsize=1024)  # files of one upload share their Last-Modified
 def _timestamp(last_modified: str) -> float | None:
-    when = _MTIMES.get(last_modified)
-    if when is None and last_modified not in _MTIMES:
-        try:
-            when = email.utils.parsedate_to_datetime(last_modified).timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            when = None
-        if len(_MTIMES) >= 1024:
-            _MTIMES.clear()
-        _MTIMES[last_modified] = when
-    return when
+    try:
+        return email.utils.parsedate_to_datetime(last_modified).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def _keep_upstream_mtime(path: str, last_modified: str | None) -> None:
@@ -83,9 +76,6 @@ def _keep_upstream_mtime(path: str, last_modified: str | None) -> None:
         os.utime(path, (when, when))
 
 
-_CONSTRUCTORS = {"SHA256": hashlib.sha256, "SHA512": hashlib.sha512, "SHA1": hashlib.sha1}
-
-
 class Hasher:
     """The strongest declared hash (SHA256 when nothing is declared), over every byte.
 
@@ -96,8 +86,7 @@ class Hasher:
     def __init__(self, expected: Checksums | None) -> None:
         strongest = expected.strongest() if expected is not None else None
         self.name = strongest[0] if strongest is not None else "SHA256"
-        make = _CONSTRUCTORS.get(self.name)
-        self._hash = make() if make is not None else hashlib.new(HASHLIB_NAMES[self.name])
+        self._hash = hashlib.new(HASHLIB_NAMES[self.name])
         self.size = 0
 
     def update(self, chunk: bytes) -> None:
