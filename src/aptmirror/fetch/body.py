@@ -18,6 +18,7 @@ from pathlib import Path
 from aptmirror.errors import FetchError, VerificationError
 from aptmirror.model import HASHLIB_NAMES, Checksums
 from aptmirror.storage.atomic import PARTIAL_SUFFIX
+from aptmirror.storage.atomic import temp_name_for as partial_name
 from aptmirror.storage.atomic import temp_path_for as partial_path
 
 META_SUFFIX = ".meta"  # sidecar of a partial file: the URL and validator to resume with
@@ -35,20 +36,14 @@ __all__ = [
 # several more to turn back into a string, for each of tens of thousands of files.
 
 
-def partial_name(dest: str) -> str:
-    """:func:`partial_path` as a string: ``dir/.<name>.aptmirror-partial``."""
-    directory, _, name = dest.rpartition("/")
-    return f"{directory}/.{name}{PARTIAL_SUFFIX}" if directory else f".{name}{PARTIAL_SUFFIX}"
+def meta_name(partial: str) -> str:
+    """The sidecar of a partial file (kept by the cleaner, like the partial itself)."""
+    return partial + META_SUFFIX
 
 
 def meta_path(partial: Path) -> Path:
-    """The sidecar of a partial file (kept by the cleaner, like the partial itself)."""
-    return partial.with_name(partial.name + META_SUFFIX)
-
-
-def meta_name(partial: str) -> str:
-    """:func:`meta_path` as a string."""
-    return partial + META_SUFFIX
+    """:func:`meta_name` as a Path."""
+    return Path(meta_name(os.fspath(partial)))
 
 
 def discard(tmp: str) -> None:

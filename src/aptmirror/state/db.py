@@ -129,6 +129,13 @@ class FileVersion:
     sha256: str
 
 
+# a version seen now: a new row, or the known one's last_seen moved
+_UPSERT_VERSION = (
+    "INSERT INTO file_versions (path, sha256, size, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (path, sha256) DO UPDATE SET last_seen = excluded.last_seen"
+)
+
+
 class StateDB:
     """A connection to the state database; use :meth:`open`."""
 
@@ -309,9 +316,7 @@ class StateDB:
                 [(previous, path, sha256) for path, sha256 in gone],
             )
             c.executemany(
-                "INSERT INTO file_versions (path, sha256, size, first_seen, last_seen)"
-                " VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (path, sha256) DO UPDATE SET last_seen = excluded.last_seen",
+                _UPSERT_VERSION,
                 [(f.path, f.sha256, f.size, seen, seen) for f in new],
             )
 
@@ -320,9 +325,7 @@ class StateDB:
         rows = [(f.path, f.sha256, f.size, seen, seen) for f in files]
         with self._tx() as c:
             c.executemany(
-                "INSERT INTO file_versions (path, sha256, size, first_seen, last_seen)"
-                " VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (path, sha256) DO UPDATE SET last_seen = excluded.last_seen",
+                _UPSERT_VERSION,
                 rows,
             )
         return len(rows)

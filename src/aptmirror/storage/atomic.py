@@ -29,10 +29,16 @@ _DEFAULT_MODE = 0o666  # minus the umask, like any file created by open()
 _MAX_NAME_TRIES = 100
 
 
+def temp_name_for(path: str) -> str:
+    """Hidden partial-download path next to ``path``: ``dir/.<name>.aptmirror-partial``
+    (a plain string: the pool stage asks for one per file)."""
+    directory, slash, name = path.rpartition("/")
+    return f"{directory}{slash}.{name}{PARTIAL_SUFFIX}"
+
+
 def temp_path_for(path: str | os.PathLike[str]) -> Path:
-    """Hidden partial-download path next to ``path``: ``dir/.<name>.aptmirror-partial``."""
-    target = Path(path)
-    return target.with_name(f".{target.name}{PARTIAL_SUFFIX}")
+    """:func:`temp_name_for` as a Path."""
+    return Path(temp_name_for(os.fspath(Path(path))))
 
 
 def ensure_parent(path: str | os.PathLike[str]) -> None:

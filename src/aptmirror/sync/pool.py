@@ -42,13 +42,8 @@ REPLACEMENT_SUFFIX = ".aptmirror-new"
 
 def staged_name(dest: str) -> str:
     """Where a new version of an existing pool file waits until its suites are published."""
-    directory, _, name = dest.rpartition("/")
-    return f"{directory}/.{name}{REPLACEMENT_SUFFIX}"
-
-
-def staged_path(dest: Path) -> Path:
-    """:func:`staged_name` as a Path."""
-    return Path(staged_name(os.fspath(dest)))
+    directory, slash, name = dest.rpartition("/")
+    return f"{directory}{slash}.{name}{REPLACEMENT_SUFFIX}"
 
 
 @dataclass(slots=True)
@@ -248,7 +243,7 @@ def commit_replacements(ctx: RunContext, plan: PoolPlan) -> None:
                 spread = True
     for rel, item in pending:
         dest = ctx.mirror / rel
-        staged = staged_path(dest)
+        staged = Path(staged_name(os.fspath(dest)))
         if any(ctx.failed(j) for j in item.jobs):
             staged.unlink(missing_ok=True)
             continue
