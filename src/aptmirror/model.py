@@ -5,9 +5,11 @@ No I/O here and no imports from other aptmirror modules except errors.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import Enum
 from typing import Literal
+
+from aptmirror.frozen import frozen
 
 # Strongest first: the order in which we pick a hash to verify against.
 HASH_NAMES: tuple[str, ...] = ("SHA512", "SHA256", "SHA1", "MD5Sum")
@@ -19,7 +21,7 @@ HASHLIB_NAMES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Location:
     """Where something was written in a configuration file."""
 
@@ -30,7 +32,7 @@ class Location:
         return f"{self.path}:{self.line}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConfigWarning:
     """Something accepted for compatibility but probably a mistake (typo, undefined $var)."""
 
@@ -41,7 +43,7 @@ class ConfigWarning:
         return f"{self.location}: {self.message}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Checksums:
     """Declared size and hashes of one file.
 
@@ -76,7 +78,7 @@ class SourceType(Enum):
     SOURCE = "deb-src"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SourceLine:
     """One `deb`/`deb-src` line (or one deb822 stanza expanded to one suite)."""
 
@@ -116,7 +118,7 @@ def gpg_verify_mode(value: str) -> GpgVerify:
     raise ValueError(value)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Settings:
     """Typed `set` variables, after $var expansion. Defaults are the Perl tool's."""
 
@@ -172,7 +174,7 @@ class Settings:
     verify_checksums: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Config:
     """Everything a run needs from mirror.list (+ mirror.list.d)."""
 

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from mypy import api as mypy_api
 
 from aptmirror.errors import FetchError
 from aptmirror.fetch.fetcher import Fetcher, FetchRequest
@@ -78,10 +79,18 @@ def test_a_subscriber_gets_only_the_events_it_handles() -> None:
     assert len(picky.seen) == 2 and len(everything) == 3
 
 
-def test_events_are_frozen() -> None:
-    ev = FileFailed("http://x/", "HTTP 503", 1, 503)
-    with pytest.raises(AttributeError):
-        ev.attempt = 2  # type: ignore[misc]
+def test_events_are_frozen(tmp_path: Path) -> None:
+    # @frozen: the type checker refuses the assignment (see test_frozen.py)
+    source = tmp_path / "mutate.py"
+    source.write_text(
+        "from aptmirror.observe.events import FileFailed\n"
+        "ev = FileFailed('http://x/', 'HTTP 503', 1, 503)\n"
+        "ev.attempt = 2\n"
+    )
+    cache = Path(__file__).resolve().parents[2] / ".mypy_cache"
+    out, _, status = mypy_api.run(["--strict", "--cache-dir", str(cache), str(source)])
+    assert status == 1 and "mutate.py:3:" in out and "read-only" in out, out
+    assert {FileFailed("http://x/", "HTTP 503", 1, 503)}  # hashable, as values
 
 
 async def _no_sleep(_: float) -> None:

@@ -29,13 +29,14 @@ from aptmirror.debian.selection import (
 )
 from aptmirror.errors import FormatError, SignatureError
 from aptmirror.fetch.body import file_digest
+from aptmirror.frozen import frozen
 from aptmirror.model import Checksums, Config
 from aptmirror.sync.jobs import RepoJob, group_jobs, local_root, suite_rel
 from aptmirror.sync.pool import pool_records
 from aptmirror.sync.release import RELEASE_FILES, gpg_check_enabled, verify_release_files
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Problem:
     path: str  # relative to mirror_path
     reason: str

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 from aptmirror.config.deb822 import SourcesEntry, entry_source_lines, parse_sources
@@ -25,12 +24,13 @@ from aptmirror.config.trust import gpg_verify_overrides
 from aptmirror.config.urls import check_source_uri, sanitize_uri
 from aptmirror.config.variables import expand_variable, resolve_all, undefined_warnings
 from aptmirror.errors import ConfigError
+from aptmirror.frozen import frozen
 from aptmirror.model import Config, ConfigWarning, Location, SourceLine, SourceType
 
 _ARCH_RE = re.compile(r"^[\w-]+$", re.ASCII)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConfigText:
     """The content of one configuration file and which grammar it uses."""
 

@@ -23,10 +23,10 @@ are whitespace-normalised. No I/O here.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from aptmirror.config.mirrorpaths import check_mirror_path
 from aptmirror.errors import ConfigError
+from aptmirror.frozen import frozen
 from aptmirror.model import Location, SourceLine, SourceType
 
 _FIELD_RE = re.compile(r"^(?P<name>[^\s:]+):(?P<value>.*)$", re.ASCII)
@@ -38,7 +38,7 @@ _CONSUMED = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Field:
     """One field of a stanza: its value (continuations joined by newlines) and line."""
 
@@ -47,7 +47,7 @@ class Field:
     line: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SourcesEntry:
     """One enabled stanza of a ``.sources`` file, validated."""
 

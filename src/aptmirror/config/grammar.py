@@ -21,10 +21,10 @@ No I/O here; imports only ``aptmirror.model`` and ``aptmirror.errors``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Literal
 
 from aptmirror.errors import ConfigError
+from aptmirror.frozen import frozen
 from aptmirror.model import SourceType
 
 # apt-mirror2's per-repository keywords; each takes the repository URL then arguments.
@@ -59,7 +59,7 @@ _CLEAN_RE = re.compile(r"(?P<kw>clean|skip-clean)[\t ]+(?P<uri>\S+)", re.ASCII)
 _ARCH_RE = re.compile(r"^[\w-]+$", re.ASCII)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DebLine:
     """A ``deb``/``deb-ARCH``/``deb-src`` line, not yet bound to an architecture."""
 
@@ -79,7 +79,7 @@ class DebLine:
         return tuple(arches)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SetLine:
     """``set key value``; ``anchored`` is False when text precedes ``set`` (Perl accepts it)."""
 
@@ -88,7 +88,7 @@ class SetLine:
     anchored: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CleanLine:
     """``clean URI`` or ``skip-clean URI``; ``anchored`` as for :class:`SetLine`."""
 
@@ -97,7 +97,7 @@ class CleanLine:
     anchored: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DirectiveLine:
     """An apt-mirror2 per-repository line, e.g. ``mirror_path URL PATH``."""
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from aptmirror.config.values import parse_on_off
 from aptmirror.errors import ConfigError
+from aptmirror.frozen import frozen
 from aptmirror.model import Config
 
 OBSERVE_DEFAULTS: dict[str, str] = {
@@ -36,7 +36,7 @@ _T = TypeVar("_T")
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ObserveSettings:
     log_format: Literal["text", "json"] = "text"
     log_file: str = ""  # "" = no log file

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from aptmirror.errors import ConfigError
+from aptmirror.frozen import frozen
 from aptmirror.model import ConfigWarning, Location
 
 # 16, post-decremented, checked "< 0" after each successful round: 17 rounds allowed.
@@ -29,7 +29,7 @@ MAX_ROUNDS = 17
 _VAR_RE = re.compile(r"\$(?:\{(?P<braced>\w+)\}|(?P<name>\w+))", re.ASCII)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Expansion:
     """Result of expanding one value: the text and the undefined names met, in order."""
 

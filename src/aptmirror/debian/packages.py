@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 from aptmirror.debian.deb822 import iter_fields
 from aptmirror.debian.paths import safe_relpath
 from aptmirror.errors import FormatError, UnsafePathError
+from aptmirror.frozen import frozen
 from aptmirror.model import HASH_NAMES, Checksums
 
 __all__ = ["SOURCE_ARCH", "PoolFile", "iter_binary_files", "iter_source_files"]
@@ -27,7 +27,7 @@ __all__ = ["SOURCE_ARCH", "PoolFile", "iter_binary_files", "iter_source_files"]
 SOURCE_ARCH = "source"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PoolFile:
     """One file of the pool, as an index declares it.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
@@ -18,6 +18,7 @@ from types import MappingProxyType
 from aptmirror.debian.deb822 import fold_value
 from aptmirror.debian.paths import safe_relpath
 from aptmirror.errors import FormatError
+from aptmirror.frozen import frozen
 from aptmirror.model import HASH_NAMES, Checksums
 
 __all__ = [
@@ -40,7 +41,7 @@ _DIGEST = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Release:
     """The parsed paragraph of a Release file.
 

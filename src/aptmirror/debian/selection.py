@@ -14,10 +14,10 @@ variant of each base name must succeed"; this module does not enforce it, the ca
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 from aptmirror.debian.paths import split_compression
+from aptmirror.frozen import frozen
 from aptmirror.model import Checksums
 
 __all__ = [
@@ -41,7 +41,7 @@ IndexKind = Literal[
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class IndexFile:
     """One index file to fetch; ``path`` is relative to the Release's directory."""
 

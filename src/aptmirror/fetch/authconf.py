@@ -11,11 +11,12 @@ reads the files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from aptmirror.frozen import frozen
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class Credential:
     scheme: str | None  # None: https only
     host: str

@@ -58,6 +58,7 @@ from aptmirror.fetch.body import (
 from aptmirror.fetch.ratelimit import RateLimiter
 from aptmirror.fetch.sources import SourceBalancer, origin
 from aptmirror.fetch.transport import HttpTransport, Response
+from aptmirror.frozen import frozen
 from aptmirror.model import Checksums
 from aptmirror.observe.events import (
     Emit,
@@ -77,7 +78,7 @@ class Outcome(Enum):
     NOT_FOUND = "not-found"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FetchRequest:
     """What to download, where to, and what it must hash to.
 
@@ -104,7 +105,7 @@ class FetchRequest:
                                self.max_size, self.mirrors, self.fresh))  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FetchResult:
     request: FetchRequest
     outcome: Outcome
@@ -136,7 +137,7 @@ class FetchStats:
         self.resumed_bytes += other.resumed_bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SlowRate:
     """Abort a transfer slower than ``bytes_per_second`` over ``startup``-second windows."""
 

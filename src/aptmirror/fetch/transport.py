@@ -14,7 +14,6 @@ import re
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import SplitResult, quote, unquote, urljoin, urlsplit
 
@@ -29,11 +28,12 @@ from aptmirror.fetch.http1 import (
     describe,
     request_head,
 )
+from aptmirror.frozen import frozen
 
 __all__ = ["HttpTransport", "Response", "TransportOptions"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransportOptions:
     """Connection settings, derived from mirror.list by the caller."""
 
@@ -65,7 +65,7 @@ def ssl_context(options: TransportOptions) -> ssl.SSLContext:
     return ctx
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Route:
     """How one URL is requested: the connection's endpoint and the request's bytes."""
 

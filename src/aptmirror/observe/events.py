@@ -10,14 +10,16 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from aptmirror.frozen import frozen
 
 
 def _now() -> float:
     return time.time()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunStarted:
     run_id: str
     # (repository, suite) of every job; repository is the local root, host[:port]/path
@@ -28,7 +30,7 @@ class RunStarted:
     sources: tuple[tuple[str, str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunFinished:
     run_id: str
     exit_code: int
@@ -38,7 +40,7 @@ class RunFinished:
     at: float = field(default_factory=_now)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StageStarted:
     stage: str  # release, index, archive, publish, clean
     files: int = 0
@@ -46,13 +48,13 @@ class StageStarted:
     at: float = field(default_factory=_now)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StageFinished:
     stage: str
     at: float = field(default_factory=_now)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileStarted:
     url: str
     path: str
@@ -67,7 +69,7 @@ class FileStarted:
         return (FileStarted, (self.url, self.path, self.size, self.offset, self.at))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileProgress:
     url: str
     bytes: int  # received since the previous FileProgress of this URL
@@ -76,7 +78,7 @@ class FileProgress:
         return (FileProgress, (self.url, self.bytes))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileDone:
     url: str
     path: str
@@ -91,7 +93,7 @@ class FileDone:
         return (FileDone, args)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileFailed:
     url: str
     reason: str
@@ -101,7 +103,7 @@ class FileFailed:
     at: float = field(default_factory=_now)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileSkipped:
     """An optional file upstream does not have (404/410)."""
 
@@ -109,7 +111,7 @@ class FileSkipped:
     at: float = field(default_factory=_now)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SuitePublished:
     repository: str  # local root, host[:port]/path
     suite: str
@@ -117,7 +119,7 @@ class SuitePublished:
     at: float = field(default_factory=_now)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SuiteResult:
     """End of one (repository, suite) job: published or not, and its required failures."""
 
@@ -128,7 +130,7 @@ class SuiteResult:
     at: float = field(default_factory=_now)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunFailure:
     """Something required that failed (a final download failure, a bad signature...)."""
 
@@ -138,7 +140,7 @@ class RunFailure:
     at: float = field(default_factory=_now)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Message:
     """A console line (the Perl-style output), for logs."""
 

@@ -17,13 +17,14 @@ Reads the database read-only; needs no lock.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
 from aptmirror.config.observe import ObserveSettings
 from aptmirror.errors import StorageError
+from aptmirror.frozen import frozen
 from aptmirror.model import Config
 from aptmirror.state.db import DB_NAME, StateDB
 from aptmirror.sync.jobs import group_jobs, local_root
@@ -40,7 +41,7 @@ class Status(IntEnum):
         return self.name.lower()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SuiteHealth:
     repository: str
     suite: str
@@ -94,7 +95,7 @@ def suite_health(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HealthReport:
     status: Status
     suites: list[SuiteHealth]

@@ -22,12 +22,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from aptmirror.errors import StorageError
+from aptmirror.frozen import frozen
 from aptmirror.observe.events import Event, RunFinished, RunStarted
 from aptmirror.observe.tracker import RunTracker
 from aptmirror.state.db import StateDB
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SuiteHistory:
     repository: str
     suite: str

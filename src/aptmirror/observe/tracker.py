@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aptmirror.frozen import frozen
 from aptmirror.observe.events import (
     Event,
     FileDone,
@@ -38,7 +39,7 @@ class Transfer:
     done: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StageView:
     """A consistent copy of the progress of one stage."""
 

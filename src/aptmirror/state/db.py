@@ -15,10 +15,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from aptmirror.errors import StorageError
+from aptmirror.frozen import frozen
 
 DB_NAME = "aptmirror.db"
 
@@ -78,7 +78,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RepoRun:
     repository: str
     suite: str
@@ -94,7 +94,7 @@ class RepoRun:
     run_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FailureRow:
     repository: str | None
     target: str
@@ -102,7 +102,7 @@ class FailureRow:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunRow:
     id: int
     run_id: str
@@ -115,14 +115,14 @@ class RunRow:
     failures: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Totals:
     runs: int
     files: int
     bytes: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileVersion:
     path: str
     size: int

@@ -29,10 +29,10 @@ import os
 import shlex
 import stat
 from collections.abc import Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from aptmirror.errors import StorageError, WipeProtectionError
+from aptmirror.frozen import frozen
 from aptmirror.storage.atomic import PARTIAL_SUFFIX, AtomicFile, ensure_parent
 from aptmirror.units import format_size
 
@@ -43,7 +43,7 @@ _PERCENT_EVERY_DIRS = 50
 BLOCK = 4096  # allocation unit assumed for a kept file counted by its declared size
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RootPlan:
     """What cleaning one ``clean`` root would remove; paths relative to mirror_path."""
 
@@ -57,7 +57,7 @@ class RootPlan:
     total_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CleanPlan:
     """The removal plan over all clean roots (roots never overlap)."""
 

@@ -25,17 +25,18 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from aptmirror.errors import StorageError
+from aptmirror.frozen import frozen
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 RELEASE_NAMES = ("Release.gpg", "Release", "InRelease")  # published last, in this order
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Published:
     changed: bool
     live_dir: Path  # the directory the suite symlink now points to
@@ -173,7 +174,7 @@ def _fresh_snapshot(parent: Path, name: str, stamp: str, live: Path) -> Path:
     return snapshot
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Prepared:
     """A complete snapshot built beside the live one, not visible yet (see :func:`swap`)."""
 

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import TextIO
 
 from aptmirror.fetch.fetcher import Fetcher
+from aptmirror.frozen import frozen
 from aptmirror.model import Checksums, Settings
 from aptmirror.observe.events import Emit, ignore
 from aptmirror.storage.safety import DirGuard
 from aptmirror.sync.jobs import RepoJob, local_root, suite_rel
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Failure:
     """Something required that could not be had: the URL (or path) and why."""
 

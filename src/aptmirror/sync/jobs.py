@@ -8,16 +8,16 @@ each Release is fetched and verified once and the suite is published once.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
 
 from aptmirror.config.mirrorpaths import mirror_path_overrides
 from aptmirror.config.trust import Directive, gpg_verify_overrides, signed_by_values
 from aptmirror.config.urls import sanitize_uri
+from aptmirror.frozen import frozen
 from aptmirror.model import Location, SourceLine, SourceType
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RepoJob:
     """One suite of one repository, as everything in the config asks for it."""
 

@@ -31,6 +31,7 @@ from typing import BinaryIO
 from aptmirror.errors import FetchError
 from aptmirror.fetch.batch import SizeQueue, fetch_share, request_size
 from aptmirror.fetch.fetcher import FetchRequest, FetchStats
+from aptmirror.frozen import frozen
 from aptmirror.model import Settings
 from aptmirror.observe.events import Event, FileProgress
 from aptmirror.sync.loop import run_loop
@@ -43,12 +44,12 @@ FEED_PER_TRANSFER = 8
 LOW_WATER_PER_TRANSFER = 4
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WorkerTask:
     settings: Settings  # this worker's share: nthreads, limit_rate … already divided
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WorkerBatch:
     requests: tuple[tuple[int, FetchRequest], ...]  # (the run's position, request)
     last: bool = False  # nothing more will come

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import filecmp
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from aptmirror.debian.release import Release, parse_release, strip_clearsign
 from aptmirror.errors import FetchError, FormatError, SignatureError
 from aptmirror.fetch.fetcher import FetchRequest, Outcome
+from aptmirror.frozen import frozen
 from aptmirror.model import HASH_NAMES, Settings
 from aptmirror.storage.safety import ensure_inside
 from aptmirror.sync.context import RunContext
@@ -36,7 +36,7 @@ RELEASE_FILES = ("InRelease", "Release", "Release.gpg")
 WEAK_HASHES = frozenset(HASH_NAMES[2:])  # SHA1, MD5Sum
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class VerifiedRelease:
     job: RepoJob
     release: Release
@@ -44,7 +44,7 @@ class VerifiedRelease:
     fingerprint: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CheckedText:
     """The Release text to trust, who signed it, and Release files not to publish."""
 

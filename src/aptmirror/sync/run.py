@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, TypeVar
 
 from aptmirror.fetch.setup import make_fetcher, read_auth_conf, transport_options
 from aptmirror.fetch.transport import HttpTransport
+from aptmirror.frozen import frozen
 from aptmirror.model import Config
 from aptmirror.observe.events import (
     Emit,
@@ -48,7 +48,7 @@ from aptmirror.units import format_size
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunSummary:
     exit_code: int
     jobs: int

@@ -12,9 +12,10 @@ import lzma
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from aptmirror.frozen import frozen
 
 # Release field name -> hashlib algorithm, in the order Debian writes them.
 RELEASE_HASHES: dict[str, str] = {
@@ -30,7 +31,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 MAINTAINER = "aptmirror tests <test@aptmirror.invalid>"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Digest:
     """Size and the hashes of one file (hex digests keyed by hashlib name)."""
 

@@ -13,8 +13,9 @@ import random
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+
+from aptmirror.frozen import frozen
 
 from ._archive import MAINTAINER, Digest, digest, file_digest, stanza, strip_epoch, upstream_version
 
@@ -22,7 +23,7 @@ from ._archive import MAINTAINER, Digest, digest, file_digest, stanza, strip_epo
 _EPOCH = "1700000000"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DebControl:
     """What goes into DEBIAN/control (and, mostly, into the Packages stanza)."""
 
@@ -104,7 +105,7 @@ def build_deb(c: DebControl, out: Path, *, real: bool) -> Digest:
     return file_digest(out)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SourceFiles:
     """Files of one source package: (file name, digest), the .dsc first."""
 

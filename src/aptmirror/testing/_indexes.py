@@ -11,13 +11,14 @@ import hashlib
 import io
 import tarfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+
+from aptmirror.frozen import frozen
 
 from ._archive import MAINTAINER, Digest, stanza
 from ._debs import DebControl
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BinaryEntry:
     """One built binary package, as the index writers need it."""
 
@@ -27,7 +28,7 @@ class BinaryEntry:
     digest: Digest
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SourceEntry:
     """One built source package, as the index writers need it."""
 

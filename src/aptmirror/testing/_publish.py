@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from aptmirror.frozen import frozen
 
 from . import _indexes as ix
 from ._archive import (
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 _MAX_ICONS = 100  # real icon tarballs cover only the packages that ship desktop apps
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PublishResult:
     """Paths relative to the repository root, the Release path, digests by Release name.
 

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from aptmirror.frozen import frozen
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class PackageSpec:
     """A binary package to build. ``size`` is the approximate payload (≈ .deb size) in bytes."""
 
@@ -46,7 +48,7 @@ def default_packages() -> list[PackageSpec]:
     return list(DEFAULT_PACKAGES)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BuiltPackage:
     """A binary package in the pool; ``filename`` is relative to the repository root."""
 
@@ -57,7 +59,7 @@ class BuiltPackage:
     md5: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SourceFile:
     """One file of a source package (``name`` relative to the source's directory)."""
 
@@ -67,7 +69,7 @@ class SourceFile:
     sha256: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BuiltSource:
     """A source package in the pool; ``directory`` is relative to the repository root."""
 
@@ -78,7 +80,7 @@ class BuiltSource:
     files: tuple[SourceFile, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RepoOptions:
     """Everything :func:`build_repo` was asked for, kept so :func:`update_repo` can redo it."""
 

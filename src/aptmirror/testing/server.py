@@ -27,6 +27,8 @@ from typing import Literal
 
 from aiohttp import web
 
+from aptmirror.frozen import frozen
+
 from ._http import RANGE_RE, content_type, if_range_ok, not_modified, parse_range
 
 __all__ = ["FakeUpstream", "Fault", "FaultKind", "RequestRecord", "ThreadedUpstream"]
@@ -73,7 +75,7 @@ class Fault:
     extra_length: int = 100
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RequestRecord:
     """One request as the server saw it (``path`` as requested, percent-decoded)."""
 

@@ -18,10 +18,10 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from aptmirror.errors import SignatureError
+from aptmirror.frozen import frozen
 
 SYSTEM_KEYRINGS: tuple[str, ...] = (
     "/etc/apt/trusted.gpg",
@@ -64,7 +64,7 @@ def signed_by_sources(values: Sequence[str]) -> list[KeySource]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class VerifiedText:
     """The signed content gpgv vouched for, and which key signed it."""
 
