@@ -10,6 +10,7 @@ the URL, else auth.conf; never carried across a redirect), whether plain http is
 from __future__ import annotations
 
 import base64
+import os
 import re
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -97,15 +98,22 @@ class HttpTransport:
 
     def _env_proxy(self, scheme: str, host: str) -> str | None:
         """``http_proxy``/``https_proxy``/``no_proxy`` from the environment, as curl/wget."""
-        import urllib.request  # here: once per host, and it costs 7 ms of start-up
-
         if self._env_proxies is None:
-            self._env_proxies = urllib.request.getproxies_environment()
+            # urllib.request costs 5-7 ms of start-up: only imported when a *_proxy
+            # variable is set (it would find nothing otherwise)
+            if any(name.lower().endswith("_proxy") for name in os.environ):
+                import urllib.request
+
+                self._env_proxies = urllib.request.getproxies_environment()
+            else:
+                self._env_proxies = {}
         proxy = self._env_proxies.get(scheme) or self._env_proxies.get("all")
-        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-        if proxy and bypass(host, self._env_proxies):
+        if not proxy:
             return None
-        return proxy or None
+        import urllib.request
+
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        return None if bypass(host, self._env_proxies) else proxy
 
     async def __aenter__(self) -> HttpTransport:
         opts = self._options
