@@ -22,9 +22,9 @@ def planned(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     real = runmod.plan_suite
 
-    def spy(ctx, idx, plan, var):  # type: ignore[no-untyped-def]
+    def spy(ctx, idx, *args):  # type: ignore[no-untyped-def]
         calls.append(idx.verified.job.dist)
-        real(ctx, idx, plan, var)
+        return real(ctx, idx, *args)
 
     monkeypatch.setattr(runmod, "plan_suite", spy)
     return calls

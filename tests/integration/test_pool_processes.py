@@ -11,15 +11,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from aptmirror.fetch.batch import SizeQueue
 from aptmirror.fetch.fetcher import FetchRequest, FetchStats
 from aptmirror.model import Checksums, Settings
-from aptmirror.observe.events import Event, FileDone
-from aptmirror.sync.pool_procs import fetch_in_processes
+from aptmirror.observe.events import Event, EventBus, FileDone, StageFinished, StageStarted
+from aptmirror.sync import pool, pool_procs
+from aptmirror.sync import run as runmod
+from aptmirror.sync.pool_procs import WorkerCrew, fetch_in_processes
 from aptmirror.testing import FakeUpstream, Fault, TestKey
 
 from .conftest import (
@@ -239,3 +243,117 @@ async def test_workers_are_fed_batch_after_batch_until_the_queue_is_empty(tmp_pa
         assert hashlib.sha256((mirror / name).read_bytes()).hexdigest() == digest
     gets = [r.path for r in srv.requests if r.method == "GET"]
     assert sorted(gets) == sorted(f"/{name}" for name, _ in names)  # each asked for once
+
+
+async def test_workers_started_before_planning_take_files_as_they_come(tmp_path: Path) -> None:
+    """A crew started on an empty, open queue (as before planning): files put in chunks
+    while it starts up reach it once it is ready; closing the queue ends it; every file is
+    fetched once. A second crew given nothing is stopped at once, not waited for."""
+    root = tmp_path / "up"
+    names, sizes = [], []
+    for i in range(120):
+        body = os.urandom(200 + i * 13)
+        (root / "p").mkdir(parents=True, exist_ok=True)
+        (root / "p" / f"f{i}.deb").write_bytes(body)
+        names.append((f"p/f{i}.deb", hashlib.sha256(body).hexdigest()))
+        sizes.append(len(body))
+    mirror = tmp_path / "mirror"
+    async with FakeUpstream(root) as srv:
+        url = srv.url
+
+        def request(i: int) -> FetchRequest:
+            name, digest = names[i]
+            expected = Checksums(sizes[i], (("SHA256", digest),))
+            return FetchRequest(f"{url}{name}", str(mirror / name), expected, fresh=True)
+
+        events: list[Event] = []
+        warnings: list[str] = []
+        stats = FetchStats()
+        queue = SizeQueue()  # open
+        crew = WorkerCrew(
+            Settings(nthreads=2, retry_delay=0), 1, queue, request, events.append,
+            lambda i, exc: warnings.append(exc.reason), stats,
+        )  # fmt: skip
+        crew.start()
+        for start in range(0, 120, 10):  # planning goes on
+            queue.put((i, sizes[i]) for i in range(start, start + 10))
+            crew.feed()
+            await asyncio.sleep(0.02)
+        queue.close()
+        left = await asyncio.wait_for(crew.finish(warnings.append), 60)
+        assert crew.crew[0].taken == 120  # the run's own process took nothing here
+
+        idle = WorkerCrew(
+            Settings(nthreads=2), 1, SizeQueue(), request, events.append,
+            lambda i, exc: None, FetchStats(),
+        )  # fmt: skip
+        idle.start()
+        idle.queue.close()
+        idle.dismiss_idle()
+        started = time.monotonic()
+        assert await asyncio.wait_for(idle.finish(warnings.append), 60) == []
+        assert time.monotonic() - started < 5
+    assert (left, warnings) == ([], [])
+    assert stats.files == stats.requests == 120
+    done = sorted(e.url for e in events if isinstance(e, FileDone))
+    assert done == sorted(f"{url}{name}" for name, _ in names)
+    for name, digest in names:
+        assert hashlib.sha256((mirror / name).read_bytes()).hexdigest() == digest
+
+
+def test_a_run_with_workers_started_before_planning(
+    procs: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Indexes big enough (here: any) start the workers before planning: same mirror, every
+    file fetched once, their events in the archive stage, and an update goes the same way."""
+    sc = procs
+    monkeypatch.setattr(pool_procs, "STREAM_MIN_INDEX_BYTES", 0)
+    started: list[int] = []
+    real_start = WorkerCrew.start
+
+    def start(self: WorkerCrew) -> None:
+        started.append(len(self.queue))
+        real_start(self)
+
+    monkeypatch.setattr(WorkerCrew, "start", start)
+    # a slow plan (a step per record, 20 ms each): the workers start up and fetch meanwhile
+    monkeypatch.setattr(pool, "PLAN_STEP", 1)
+    real_plan = runmod.plan_suite
+
+    def slow_plan(*args: Any) -> Iterator[None]:
+        for step in real_plan(*args):
+            time.sleep(0.02)
+            yield step
+
+    monkeypatch.setattr(runmod, "plan_suite", slow_plan)
+    seen: list[str] = []  # the archive stage's events, in order
+    archive_at: list[float] = []
+    done_at: list[float] = []
+    real_emit = EventBus.emit
+
+    def emit(self: EventBus, event: Event) -> None:
+        if isinstance(event, StageStarted | StageFinished) and event.stage == "archive":
+            seen.append(type(event).__name__)
+            archive_at.append(event.at)
+        elif isinstance(event, FileDone) and "/pool/" in event.url:
+            seen.append(event.url)
+            done_at.append(event.at)
+        real_emit(self, event)
+
+    monkeypatch.setattr(EventBus, "emit", emit)
+    res = sc.run()
+    assert res.code == 0, res.output
+    assert started == [0]  # before anything was planned
+    assert_published(sc)
+    files = _pool_files(sc)
+    for rel in files:
+        assert sha256_file(sc.mirror / rel) == sha256_file(sc.info.root / rel), rel
+    gets = [r.path for r in sc.up.requests if r.method == "GET" and "/pool/" in r.path]
+    assert sorted(gets) == sorted(f"/{rel}" for rel in files)
+    # every download reported once, inside its stage (the workers' early ones were held)
+    assert seen[0] == "StageStarted" and seen[-1] == "StageFinished", seen
+    assert sorted(seen[1:-1]) == sorted(f"{sc.up.url}{rel}" for rel in files)
+    assert min(done_at) < archive_at[0]  # some were fetched while planning went on
+    sc.update()
+    assert sc.run().code == 0
+    assert_published(sc)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import pickle
+import random
 from pathlib import Path
 
 from aptmirror.errors import FetchError
@@ -14,7 +15,15 @@ from aptmirror.fetch.batch import SizeQueue
 from aptmirror.fetch.fetcher import FetchRequest, FetchStats
 from aptmirror.model import Checksums, Settings
 from aptmirror.observe.events import FileDone, FileProgress, FileStarted
-from aptmirror.sync.pool_procs import AUTO_MIN_FILES, _batch, _Worker, process_count, share_of
+from aptmirror.sync.pool_procs import (
+    AUTO_MIN_FILES,
+    STREAM_MIN_INDEX_BYTES,
+    _batch,
+    _Worker,
+    process_count,
+    share_of,
+    streaming_process_count,
+)
 from aptmirror.sync.pool_worker import (
     FEED_PER_TRANSFER,
     FRAME_HEADER,
@@ -34,6 +43,17 @@ def test_process_count() -> None:
     assert process_count(3, 10, cpus=1) == 3  # an explicit count is obeyed
     assert process_count(3, 2, cpus=8) == 2  # but not more workers than files
     assert process_count(3, 0, cpus=8) == 1
+
+
+def test_streaming_process_count() -> None:
+    big = STREAM_MIN_INDEX_BYTES
+    assert streaming_process_count(0, big - 1, cpus=8) == 1  # planned before a worker is up
+    assert streaming_process_count(0, big, cpus=2) == 2
+    assert streaming_process_count(0, big, cpus=64) == 4
+    assert streaming_process_count(0, big, cpus=1) == 1
+    assert streaming_process_count(1, big, cpus=8) == 1
+    assert streaming_process_count(3, big, cpus=1) == 3
+    assert streaming_process_count(3, 0, cpus=8) == 1  # small: decided after planning
 
 
 def test_size_queue_gives_either_end() -> None:
@@ -76,6 +96,24 @@ def test_an_open_size_queue_loses_nothing_over_thousands_of_takes() -> None:
     while (i := q.take(smallest=True)) is not None:
         taken.append(i)
     assert sorted(t for t in taken if t is not None) == list(range(6000))
+
+
+def test_single_puts_between_takes_keep_the_size_order() -> None:
+    q = SizeQueue()  # as while planning: one put per file, a batch taken now and then
+    rng = random.Random(7)
+    present: dict[int, int] = {}
+    for i in range(3000):
+        size = rng.randrange(10_000)
+        q.put(((i, size),))
+        present[i] = size
+        if i % 97 == 0:
+            smallest = q.take(smallest=True)
+            assert smallest is not None
+            assert present.pop(smallest) <= min(present.values(), default=10**9)
+            largest = q.take(smallest=False)
+            if largest is not None:
+                assert present.pop(largest) >= max(present.values(), default=0)
+    assert len(q) == len(present)
 
 
 def _frames(data: bytes) -> list[object]:

@@ -11,7 +11,6 @@ balanced between processes whatever each one's speed.
 from __future__ import annotations
 
 import asyncio
-import bisect
 from collections.abc import Callable, Iterable, Sequence
 
 from aptmirror.errors import FetchError
@@ -41,18 +40,26 @@ class SizeQueue:
     def __init__(self, sizes: Sequence[int] | None = None) -> None:
         self._items = sorted((size, i) for i, size in enumerate(sizes or ()))
         self._lo = 0  # taken from the small end so far
+        # put but not sorted in yet: thousands of single puts (a plan streaming in) cost one
+        # sort at the next take instead of an insertion each
+        self._pending: list[tuple[int, int]] = []
         self.closed = sizes is not None
         self._added = None if self.closed else asyncio.Event()
 
     def __len__(self) -> int:
-        return len(self._items) - self._lo
+        return len(self._items) - self._lo + len(self._pending)
 
     def put(self, items: Iterable[tuple[int, int]]) -> None:
         """Add (position, size) pairs."""
-        for i, size in items:
-            bisect.insort(self._items, (size, i), self._lo)
+        self._pending.extend((size, i) for i, size in items)
         if self._added is not None:
             self._added.set()
+
+    def _sort_in(self) -> None:
+        items = self._items[self._lo :] if self._lo else self._items
+        items += self._pending  # two sorted runs, or one and a few: cheap for timsort
+        items.sort()
+        self._items, self._lo, self._pending = items, 0, []
 
     def close(self) -> None:
         """Nothing more will be added."""
@@ -62,6 +69,8 @@ class SizeQueue:
 
     def take(self, smallest: bool) -> int | None:
         """The position of the smallest (or largest) file left, or None when empty."""
+        if self._pending:
+            self._sort_in()
         if self._lo == len(self._items):
             return None
         if smallest:

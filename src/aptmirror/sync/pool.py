@@ -14,9 +14,10 @@ import asyncio
 import dataclasses
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aptmirror.debian.compression import iter_decompressed
 from aptmirror.debian.packages import PoolFile, iter_binary_files, iter_source_files
@@ -26,12 +27,17 @@ from aptmirror.fetch.batch import SizeQueue, fetch_all
 from aptmirror.fetch.body import read_chunks
 from aptmirror.fetch.fetcher import FetchRequest
 from aptmirror.model import Checksums
+from aptmirror.observe.events import Event
 from aptmirror.storage.varfiles import VarFiles
 from aptmirror.sync.context import RunContext
 from aptmirror.sync.indexes import SuiteIndexes
 from aptmirror.sync.jobs import RepoJob
 
+if TYPE_CHECKING:
+    from aptmirror.sync.pool_procs import WorkerCrew
+
 REPLACEMENT_SUFFIX = ".aptmirror-new"
+PLAN_STEP = 512  # records planned between two turns of the event loop (see plan_suite)
 
 
 def staged_name(dest: str) -> str:
@@ -119,15 +125,30 @@ def _conflict(plan: PoolPlan, rel: str, job: RepoJob, checksums: Checksums) -> s
     return None if same else uri
 
 
-def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles) -> None:
-    """Add the suite's pool files to ``plan`` and ``var``; errors are recorded in ``ctx``."""
+def plan_suite(
+    ctx: RunContext,
+    idx: SuiteIndexes,
+    plan: PoolPlan,
+    var: VarFiles,
+    on_todo: Callable[[str, Download], None] | None = None,
+) -> Iterator[None]:
+    """Add the suite's pool files to ``plan`` and ``var``, and each one to download to
+    ``on_todo`` too (as it is found); errors are recorded in ``ctx``.
+
+    A generator: it yields every ``PLAN_STEP`` records, for the caller to let the event loop
+    run meanwhile (downloads started with the planning, see :class:`PoolDownloads`).
+    """
     job = idx.verified.job
     root = ctx.local_root(job)
     mirror = os.fspath(ctx.mirror)
     guard = ctx.guard(job)
+    count = 0
     for kind, path in idx.parseable:
         try:
             for pf in pool_records(kind, path):
+                count += 1
+                if count % PLAN_STEP == 0:
+                    yield
                 rel = f"{root}/{pf.path}"
                 var.add_pool_file(
                     rel,
@@ -159,68 +180,147 @@ def plan_suite(ctx: RunContext, idx: SuiteIndexes, plan: PoolPlan, var: VarFiles
                 )
                 if needed:
                     size, strongest = pf.checksums.size, pf.checksums.strongest()
-                    plan.todo[rel] = Download(job, size, strongest, exists, not dir_exists)
+                    todo = plan.todo[rel] = Download(job, size, strongest, exists, not dir_exists)
                     var.add_new(job.pool_url(pf.path))
+                    if on_todo is not None:
+                        on_todo(rel, todo)
         except FormatError as exc:
             index_url = job.url(path.relative_to(ctx.skel / ctx.suite_rel(job)).as_posix())
             ctx.fail(job, index_url, str(exc))
 
 
-async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
-    """Download every planned file with ``nthreads`` transfers; failures go to ``ctx``.
+class PoolDownloads:
+    """The pool downloads of one run, which may start while the plan is being made.
 
-    Order: see :mod:`aptmirror.fetch.batch`. A large batch is spread over this process and
-    worker processes (``pool_processes``, see :mod:`aptmirror.sync.pool_procs`); a small
-    one, or ``pool_processes 1``, runs in this process alone.
+    :meth:`add` each file to download as planning finds it. With ``processes`` > 1 the
+    worker processes (:mod:`aptmirror.sync.pool_procs`) start at once and take files while
+    this process goes on planning (call :meth:`feed` now and then, and let the event loop
+    run); else :meth:`finish` decides whether to start some. :meth:`finish` fetches the
+    rest here too, with ``nthreads`` transfers in all, and waits for every file. Order: see
+    :mod:`aptmirror.fetch.batch`. The workers' events are held until :meth:`finish` (the
+    archive stage), so that every observer sees them in their stage. Failures go to
+    ``ctx``.
     """
-    items = list(plan.todo.items())
-    if not items:
-        return
-    # imported here: a run with nothing to download (a no-op) does without it, its worker
-    # module and pickle (5 ms of start-up)
-    from aptmirror.sync.pool_procs import fetch_here, fetch_in_processes, process_count, share_of
 
-    sizes = [item.size for _, item in items]
-    mirror = os.fspath(ctx.mirror)
+    def __init__(self, ctx: RunContext, processes: int) -> None:
+        self.ctx = ctx
+        self.items: list[tuple[str, Download]] = []
+        self.queue = SizeQueue()
+        self._mirror = os.fspath(ctx.mirror)
+        self._share = ctx.settings
+        self._held: list[Event] | None = []
+        self._crew: WorkerCrew | None = None
+        if processes > 1:
+            self._start_crew(processes)
 
-    def request(i: int) -> FetchRequest:
-        rel, item = items[i]
-        url = plan.url_of(ctx, rel, item)
-        dest = f"{mirror}/{rel}"
+    def _start_crew(self, processes: int) -> None:
+        # imported here: a run with nothing to plan (a no-op) does without it, its worker
+        # module and pickle (5 ms of start-up)
+        from aptmirror.sync.pool_procs import WorkerCrew, share_of
+
+        self._share = share_of(self.ctx.settings, processes)
+        self._crew = WorkerCrew(
+            self._share,
+            processes - 1,
+            self.queue,
+            self._request,
+            self._hold,
+            self._failed,
+            self.ctx.fetcher.stats,
+        )
+        self._crew.start()
+
+    def add(self, rel: str, item: Download) -> None:
+        self.items.append((rel, item))
+        self.queue.put(((len(self.items) - 1, item.size),))
+
+    def feed(self) -> None:
+        """Hand the files added so far to the workers that are ready for more."""
+        if self._crew is not None:
+            self._crew.feed()
+
+    async def finish(self) -> None:
+        """Nothing more will be added: download everything, here and in the workers (if
+        none were started, ``pool_processes`` and the number of files decide now)."""
+        self.queue.close()
+        held, self._held = self._held or [], None
+        for event in held:
+            self.ctx.emit(event)
+        if self._crew is None and self.items:
+            from aptmirror.sync.pool_procs import process_count
+
+            processes = process_count(self.ctx.settings.pool_processes, len(self.items))
+            if processes > 1:
+                self._start_crew(processes)
+        crew = self._crew
+        if crew is None:
+            await fetch_all(
+                self.ctx.fetcher,
+                self.queue,
+                self._request,
+                self.ctx.settings.nthreads,
+                self._failed,
+            )
+            return
+        from aptmirror.sync.pool_procs import fetch_here
+
+        stats = self.ctx.fetcher.stats
+
+        async def here() -> None:
+            await fetch_here(
+                self._share, self.queue, self._request, self.ctx.emit, self._failed, stats
+            )
+            crew.dismiss_idle()  # still starting up with nothing left to give it
+
+        async def in_workers() -> None:
+            left = await crew.finish(self.ctx.warn)
+            if left:  # a dead worker may have left partial files: resume them
+                again = SizeQueue()
+                again.put((i, self.items[i][1].size) for i in left)
+                again.close()
+                await fetch_here(
+                    self._share, again, self._resumed, self.ctx.emit, self._failed, stats
+                )
+
+        await asyncio.gather(in_workers(), here())
+
+    async def abort(self) -> None:
+        """Stop the workers (planning failed)."""
+        if self._crew is not None:
+            await self._crew.kill()
+
+    def _hold(self, event: Event) -> None:
+        if self._held is not None:
+            self._held.append(event)
+        else:
+            self.ctx.emit(event)
+
+    def _request(self, i: int) -> FetchRequest:
+        rel, item = self.items[i]
+        url = item.job.pool_url(rel[len(self.ctx.local_root(item.job)) + 1 :])
+        dest = f"{self._mirror}/{rel}"
         return FetchRequest(
             url,
             staged_name(dest) if item.replaces else dest,
-            ctx.pool_checksums(item.checksums),
+            self.ctx.pool_checksums(item.checksums),
             mirrors=item.job.alt_urls(url),
             fresh=item.fresh,
         )
 
-    def failed(i: int, exc: FetchError) -> None:
-        for job in items[i][1].jobs:
-            ctx.fail(job, exc.url, exc.reason)
+    def _resumed(self, i: int) -> FetchRequest:
+        return dataclasses.replace(self._request(i), fresh=False)
 
-    queue = SizeQueue(sizes)
-    processes = process_count(ctx.settings.pool_processes, len(items))
-    if processes == 1:
-        await fetch_all(ctx.fetcher, queue, request, ctx.settings.nthreads, failed)
-        return
-    share = share_of(ctx.settings, processes)
-    stats = ctx.fetcher.stats
+    def _failed(self, i: int, exc: FetchError) -> None:
+        for job in self.items[i][1].jobs:
+            self.ctx.fail(job, exc.url, exc.reason)
 
-    def resumed(i: int) -> FetchRequest:  # a dead worker may have left a partial file
-        return dataclasses.replace(request(i), fresh=False)
 
-    async def in_workers() -> None:
-        left = await fetch_in_processes(
-            share, processes - 1, queue, request, ctx.emit, failed, stats, ctx.warn
-        )
-        if left:
-            again = SizeQueue()
-            again.put((i, sizes[i]) for i in left)
-            again.close()
-            await fetch_here(share, again, resumed, ctx.emit, failed, stats)
-
-    await asyncio.gather(in_workers(), fetch_here(share, queue, request, ctx.emit, failed, stats))
+async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
+    """Download every file of a finished ``plan`` (see :class:`PoolDownloads`)."""
+    downloads = PoolDownloads(ctx, 1)
+    for rel, item in plan.todo.items():
+        downloads.add(rel, item)
+    await downloads.finish()
 
 
 def commit_replacements(ctx: RunContext, plan: PoolPlan) -> None:

@@ -73,6 +73,24 @@ def process_count(setting: int, files: int, cpus: int | None = None) -> int:
     return max(1, min(4, cpus if cpus is not None else cpu_count()))
 
 
+# Index bytes (uncompressed) from which planning takes about as long as a worker process
+# takes to start (0.1 s on the benchmark machine): its start-up is then hidden.
+STREAM_MIN_INDEX_BYTES = 2 << 20
+
+
+def streaming_process_count(setting: int, index_bytes: int, cpus: int | None = None) -> int:
+    """How many processes to start *before* planning (the run's own included), for indexes
+    of ``index_bytes``: the workers take files as they are planned. 1 (none) for small
+    indexes — their plan is made before a worker could start; :func:`process_count`
+    decides afterwards — and with ``pool_processes 1``; else ``pool_processes``, or with
+    auto one per core (at most 4). A worker that is not given anything is stopped unused."""
+    if index_bytes < STREAM_MIN_INDEX_BYTES or setting == 1:
+        return 1
+    if setting > 0:
+        return setting
+    return max(1, min(4, cpus if cpus is not None else cpu_count()))
+
+
 def share_of(s: Settings, processes: int) -> Settings:
     """The settings one of ``processes`` workers runs with."""
     per_host = s.max_connections_per_host
@@ -88,9 +106,134 @@ class _Worker:
     def __init__(self) -> None:
         self.open: set[int] = set()  # positions handed to it, neither done nor failed yet
         self.proc: asyncio.subprocess.Process | None = None
+        self.stdin: asyncio.StreamWriter | None = None  # set once it said it is ready
         self.failure = ""  # why it did not finish what it was given
         self.fed_all = False  # the last batch went out
         self.taken = 0  # files taken from the queue for it
+        self.dismissed = False  # stopped before it was given anything
+
+
+class WorkerCrew:
+    """``workers`` worker processes taking files from ``queue`` (see the module docstring).
+
+    The queue may still be open: :meth:`start` the crew while files are being planned,
+    call :meth:`feed` when more were put, close the queue, then await :meth:`finish`.
+    Files put after :meth:`start` go to a worker only once it has started up (its first
+    frame); one that has not been given any when the run's own process ran out of files is
+    stopped (:meth:`dismiss_idle`) rather than waited for.
+    """
+
+    def __init__(
+        self,
+        share: Settings,
+        workers: int,
+        queue: SizeQueue,
+        request: Callable[[int], FetchRequest],
+        emit: Emit,
+        on_error: Callable[[int, FetchError], None],
+        stats: FetchStats,
+    ) -> None:
+        self.share, self.queue, self.request = share, queue, request
+        self.emit, self.on_error, self.stats = emit, on_error, stats
+        self.crew = [_Worker() for _ in range(workers)]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        # the first batches before anything else takes from the queue: with a complete
+        # queue the largest files go to the workers (the run's own process has every event
+        # to handle besides its transfers); an open one may still be empty
+        first = [_batch(w, self.share, self.queue, self.request) for w in self.crew]
+        self._tasks = [
+            asyncio.create_task(self._drive(w, batch))
+            for w, batch in zip(self.crew, first, strict=True)
+        ]
+
+    def feed(self) -> None:
+        """Top up every ready worker (after files were put into the queue, or it closed)."""
+        for w in self.crew:
+            self._top_up(w)
+
+    def dismiss_idle(self) -> None:
+        """Stop the workers that were not given any file (the queue is closed and empty)."""
+        for w in self.crew:
+            if w.taken == 0:
+                w.dismissed = True
+                if w.proc is not None and w.proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        w.proc.kill()
+
+    async def finish(self, warn: Callable[[str], None]) -> list[int]:
+        """Wait for every worker; the positions a worker did not finish because it died
+        (``warn`` says so), for the caller to fetch itself. Kills them if cancelled."""
+        try:
+            self.feed()
+            await asyncio.gather(*self._tasks)
+        finally:
+            await self.kill()
+        left: list[int] = []
+        for w in self.crew:
+            if w.open:
+                warn(
+                    f"pool worker process {w.failure} before finishing {len(w.open)} files;"
+                    " the run fetches them itself"
+                )
+                left += sorted(w.open)
+        return left
+
+    async def kill(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for w in self.crew:
+            if w.proc is not None and w.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    w.proc.kill()
+                await w.proc.wait()
+
+    def _top_up(self, w: _Worker) -> None:
+        if w.stdin is None or w.fed_all or w.stdin.is_closing():
+            return
+        data = _batch(w, self.share, self.queue, self.request)
+        if data:
+            w.stdin.write(data)
+
+    async def _drive(self, w: _Worker, first: bytes) -> None:
+        try:
+            w.proc = proc = await asyncio.create_subprocess_exec(
+                *WORKER_COMMAND,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:  # left to the run itself, like a worker that died
+            w.failure = f"could not be started ({exc.strerror or exc})"
+            return
+        assert proc.stdin is not None and proc.stdout is not None
+        if w.dismissed:
+            proc.kill()
+            await proc.wait()
+            return
+        proc.stdin.write(frame(WorkerTask(self.share)) + first)
+        # stdin stays open: the worker stops when it sees EOF (the run died)
+        while True:
+            try:
+                header = await proc.stdout.readexactly(FRAME_HEADER)
+                report = pickle.loads(await proc.stdout.readexactly(frame_length(header)))
+            except asyncio.IncompleteReadError:
+                break
+            if not isinstance(report, WorkerReport):
+                break
+            for event in report.events:
+                self.emit(event)
+            for i in report.done:
+                w.open.discard(i)
+            for i, url, reason in report.errors:
+                w.open.discard(i)
+                self.on_error(i, FetchError(url, reason, retryable=False))
+            if report.stats is not None:
+                self.stats.add(report.stats)
+            w.stdin = proc.stdin  # the first frame says it is ready
+            self._top_up(w)
+        proc.stdin.close()
+        w.failure = f"exited with status {await proc.wait()}"
 
 
 async def fetch_in_processes(
@@ -103,36 +246,13 @@ async def fetch_in_processes(
     stats: FetchStats,
     warn: Callable[[str], None],
 ) -> list[int]:
-    """Fetch ``request(i)`` for positions taken from ``queue`` in ``workers`` worker
-    processes, with the ``share`` settings; ``on_error(i, exc)`` for each that failed for
-    good; the workers' counters are added to ``stats``. Returns the positions a worker did
-    not finish because it died (``warn`` says so), for the caller to fetch itself."""
-    crew = [_Worker() for _ in range(workers)]
-    # the first batches before anything else takes from the queue: the largest files go to
-    # the workers (the run's own process has every event to handle besides its transfers)
-    first = [_batch(w, share, queue, request) for w in crew]
-    try:
-        await asyncio.gather(
-            *(
-                _drive(w, batch, share, queue, request, emit, on_error, stats)
-                for w, batch in zip(crew, first, strict=True)
-            )
-        )
-        left: list[int] = []
-        for w in crew:
-            if w.open:
-                warn(
-                    f"pool worker process {w.failure} before finishing {len(w.open)} files;"
-                    " the run fetches them itself"
-                )
-                left += sorted(w.open)
-        return left
-    finally:
-        for w in crew:
-            if w.proc is not None and w.proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    w.proc.kill()
-                await w.proc.wait()
+    """Fetch ``request(i)`` for positions taken from a closed ``queue`` in ``workers``
+    worker processes, with the ``share`` settings; ``on_error(i, exc)`` for each that failed
+    for good; the workers' counters are added to ``stats``. Returns the positions a worker
+    did not finish because it died (``warn`` says so), for the caller to fetch itself."""
+    crew = WorkerCrew(share, workers, queue, request, emit, on_error, stats)
+    crew.start()
+    return await crew.finish(warn)
 
 
 async def fetch_here(
@@ -161,7 +281,7 @@ def _batch(
         w.taken += 1
         items.append((i, request(i)))
         w.open.add(i)
-    last = len(queue) == 0
+    last = queue.closed and len(queue) == 0
     if not items and (w.fed_all or not last):
         return b""
     w.fed_all = last

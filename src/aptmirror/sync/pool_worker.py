@@ -12,8 +12,9 @@ Protocol, over pipes, in length-prefixed pickle frames (both ends are this progr
 * stdin: one :class:`WorkerTask`, then :class:`WorkerBatch` frames of files to fetch as the
   run hands them out, the last one marked. EOF on stdin means the run is gone: the worker
   stops (partial files stay for a Range resume).
-* stdout: :class:`WorkerReport` frames, about 20 a second, and at once when the worker is
-  running out of files; the last carries the fetcher's statistics. Anything printed by
+* stdout: an empty :class:`WorkerReport` once it has started up (the run hands out files
+  only then), then reports about 20 a second, and at once when the worker is running out
+  of files; the last carries the fetcher's statistics. Anything printed by
   accident goes to stderr, never into the protocol.
 """
 
@@ -119,6 +120,11 @@ class Outbox:
     def error(self, position: int, exc: FetchError) -> None:
         self._report.errors.append((position, exc.url, exc.reason))
 
+    def ready(self) -> None:
+        """The first frame (an empty report): started up, files may come."""
+        self._out.write(frame(WorkerReport()))
+        self._out.flush()
+
     def flush(self, stats: FetchStats | None = None) -> None:
         report = self._report
         if report.events or report.done or report.errors or stats is not None:
@@ -222,6 +228,7 @@ def main() -> int:
         print("aptmirror pool worker: unexpected task", file=sys.stderr)
         return 2
     out = Outbox(protocol)
+    out.ready()
     try:
         stats = run_loop(work(task, out))
     except asyncio.CancelledError:

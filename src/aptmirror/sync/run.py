@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import TextIO, TypeVar
 
+from aptmirror.debian.paths import split_compression
 from aptmirror.fetch.setup import make_fetcher, read_auth_conf, transport_options
 from aptmirror.fetch.transport import HttpTransport
 from aptmirror.frozen import frozen
@@ -41,7 +42,13 @@ from aptmirror.sync.cleaning import run_clean
 from aptmirror.sync.context import RunContext
 from aptmirror.sync.indexes import SuiteIndexes, fetch_indexes, select_for
 from aptmirror.sync.jobs import RepoJob, group_jobs
-from aptmirror.sync.pool import PoolPlan, commit_replacements, download_pool, plan_suite
+from aptmirror.sync.pool import (
+    PoolDownloads,
+    PoolPlan,
+    commit_replacements,
+    download_pool,
+    plan_suite,
+)
 from aptmirror.sync.release import fetch_release
 from aptmirror.units import format_size
 
@@ -125,14 +132,13 @@ async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
     plan = PoolPlan()
     ctx.say("Processing indexes: [" + "".join(_marks(i) for i in indexes) + "]\n")
     key = plancache.plan_key(ctx, indexes)
-    if not plancache.reuse(ctx, key, plan):
-        warned = len(ctx.warnings)
-        with VarFiles(ctx.var) as var:
-            for idx in indexes:
-                plan_suite(ctx, idx, plan, var)
-        plancache.save(ctx, key, plan, ctx.warnings[warned:])
+    if plancache.reuse(ctx, key, plan):
+        downloads = None  # the same plan as last time, every file in place
+    else:
+        downloads = await _plan(ctx, indexes, plan, key)
     ctx.say(f"{format_size(plan.todo_bytes)} will be downloaded into archive.")
-    await _stage(ctx, "archive", len(plan.todo), download_pool(ctx, plan), plan.todo_bytes)
+    done = downloads.finish() if downloads is not None else download_pool(ctx, plan)
+    await _stage(ctx, "archive", len(plan.todo), done, plan.todo_bytes)
     ctx.emit(StageStarted("publish", len(indexes)))
     # Build every snapshot first, then swap changed pool files in, then the snapshots: the
     # window in which old indexes meet new bytes of a same-named pool file is only the swaps.
@@ -145,6 +151,38 @@ async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
     run_clean(ctx, config, jobs, plan.keep, indexes)
     ctx.emit(StageFinished("clean"))
     return published
+
+
+async def _plan(
+    ctx: RunContext, indexes: list[SuiteIndexes], plan: PoolPlan, key: str
+) -> PoolDownloads:
+    """Plan every suite into ``plan`` and the var/ lists; the pool downloads start at once
+    in the worker processes (``pool_processes``), which take files as they are planned."""
+    from aptmirror.sync.pool_procs import streaming_process_count  # not needed by a no-op
+
+    weight = sum(_index_bytes(path) for idx in indexes for _, path in idx.parseable)
+    downloads = PoolDownloads(ctx, streaming_process_count(ctx.settings.pool_processes, weight))
+    try:
+        warned = len(ctx.warnings)
+        with VarFiles(ctx.var) as var:
+            for idx in indexes:
+                for _ in plan_suite(ctx, idx, plan, var, downloads.add):
+                    downloads.feed()
+                    await asyncio.sleep(0)  # the workers' pipes
+        plancache.save(ctx, key, plan, ctx.warnings[warned:])
+    except BaseException:
+        await downloads.abort()
+        raise
+    return downloads
+
+
+def _index_bytes(path: Path) -> int:
+    """About how many bytes an index has once decompressed (compressed ones: 5 times)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return 0
+    return size if split_compression(path.name)[1] == "" else 5 * size
 
 
 def _marks(idx: SuiteIndexes) -> str:
