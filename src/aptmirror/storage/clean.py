@@ -176,6 +176,9 @@ def _is_suite_link(path: Path) -> bool:
     return "/" not in target and target.startswith(f".{path.name}.")
 
 
+_PARTIAL_NAMES = (PARTIAL_SUFFIX, PARTIAL_SUFFIX + ".meta")
+
+
 def _plan_root(
     mirror_path: Path,
     root: str,
@@ -199,32 +202,32 @@ def _plan_root(
             with os.scandir(os.path.join(base, rel)) as entries:
                 for entry in entries:
                     child = f"{rel}/{entry.name}"
-                    if entry.is_dir(follow_symlinks=False):
-                        child_kept = kept_tree or child in trees
-                        dir_rel.append(child)
-                        dir_parent.append(index)
-                        dir_kept.append(child_kept)
-                        needed.append(child_kept)
-                        continue
-                    if _is_dropped_suite_link(entry, rel, trees, kept_tree):
-                        files.append(child)  # our suite symlink whose snapshot goes too
-                        continue
+                    # regular files first: nearly every entry of a pool is one
                     if not entry.is_file(follow_symlinks=False):
-                        needed[index] = True  # symlinks and special files always stay
+                        if entry.is_dir(follow_symlinks=False):
+                            child_kept = kept_tree or child in trees
+                            dir_rel.append(child)
+                            dir_parent.append(index)
+                            dir_kept.append(child_kept)
+                            needed.append(child_kept)
+                        elif _is_dropped_suite_link(entry, rel, trees, kept_tree):
+                            files.append(child)  # our suite symlink whose snapshot goes too
+                        else:
+                            needed[index] = True  # symlinks and special files always stay
                         continue
                     total_files += 1
-                    if (
+                    declared = sizes.get(child)
+                    if declared is not None:  # a planned pool file: kept
+                        needed[index] = True
+                        total_bytes += -(-declared // BLOCK) * BLOCK
+                    elif (
                         kept_tree
                         or child in keep_files
                         or child in trees
-                        or entry.name.endswith((PARTIAL_SUFFIX, PARTIAL_SUFFIX + ".meta"))
+                        or entry.name.endswith(_PARTIAL_NAMES)
                     ):
                         needed[index] = True
-                        declared = sizes.get(child)
-                        if declared is not None:
-                            total_bytes += -(-declared // BLOCK) * BLOCK
-                        else:
-                            total_bytes += entry.stat(follow_symlinks=False).st_blocks * 512
+                        total_bytes += entry.stat(follow_symlinks=False).st_blocks * 512
                     else:
                         files.append(child)
                         size = entry.stat(follow_symlinks=False).st_blocks * 512
