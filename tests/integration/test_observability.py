@@ -19,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aptmirror.observe.repos import log_name
+from aptmirror.state.db import DB_NAME, StateDB
 from aptmirror.testing import Fault, RepoInfo, TestKey, update_repo
 
 from .conftest import (
@@ -277,15 +278,15 @@ def test_file_versions_refreshed_by_a_no_op_run_and_extended_by_an_update(
     tmp_path: Path, small_repo: RepoInfo, repo_key: TestKey, serve: ServeFn,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    """A no-op run refreshes ``last_seen`` of every published version in one statement;
-    a run that changed the list records each version again (new ones get a row)."""
+    """A no-op run refreshes ``last_seen`` of every published version (one meta row); a
+    run that changed the list marks the versions it no longer has and adds the new ones."""
     up = serve(small_repo.root)
     cfg = write_mirror_list(tmp_path, repo_lines(small_repo, up.url))
 
     def versions() -> dict[tuple[str, str], tuple[float, float]]:
-        with _db(tmp_path) as db:
-            rows = db.execute("SELECT path, sha256, first_seen, last_seen FROM file_versions")
-            return {(p, h): (first, last) for p, h, first, last in rows.fetchall()}
+        with StateDB.open(var_dir(tmp_path) / DB_NAME, readonly=True) as db:
+            rows = db.all_versions()
+        return {(p, h): (first, last) for p, h, _, first, last in rows}
 
     assert run_cli(cfg, capsys).code == 0
     first = versions()

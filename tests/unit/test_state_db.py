@@ -19,7 +19,7 @@ from aptmirror.observe.events import (
     SuiteResult,
 )
 from aptmirror.state import db as dbmod
-from aptmirror.state.db import FailureRow, FileVersion, RepoRun, StateDB
+from aptmirror.state.db import MIGRATIONS, FailureRow, FileVersion, RepoRun, StateDB
 from aptmirror.state.recorder import StateRecorder, classify_failure
 
 
@@ -77,28 +77,63 @@ def test_unfinished_run_is_marked_interrupted_by_the_next(tmp_path: Path) -> Non
 
 def test_file_versions_first_and_last_seen(tmp_path: Path) -> None:
     with StateDB.open(tmp_path / "s.db") as db:
-        db.record_versions([FileVersion("h/pool/a.deb", 10, "aa")], 100.0)
-        db.record_versions([FileVersion("h/pool/a.deb", 10, "aa")], 200.0)
-        db.record_versions([FileVersion("h/pool/a.deb", 12, "bb")], 300.0)
+        db.record_versions([FileVersion("h/pool/a.deb", 10, "aa")], 100.0, "f1")
+        db.record_versions([FileVersion("h/pool/a.deb", 10, "aa")], 200.0, "f2")
+        db.record_versions([FileVersion("h/pool/a.deb", 12, "bb")], 300.0, "f3")
         assert db.versions("h/pool/a.deb") == [("aa", 10, 100.0, 200.0), ("bb", 12, 300.0, 300.0)]
+        assert db.versions_state() == ("f3", 300.0)
 
 
 def test_advancing_versions_writes_only_what_changed(tmp_path: Path) -> None:
     with StateDB.open(tmp_path / "s.db") as db:
+        db.record_versions([FileVersion("h/old.deb", 3, "oo")], 50.0, "f0")  # an older run's
         db.record_versions(
-            [FileVersion("h/a.deb", 1, "aa"), FileVersion("h/b.deb", 2, "bb")], 100.0
+            [FileVersion("h/a.deb", 1, "aa"), FileVersion("h/b.deb", 2, "bb")], 100.0, "f1"
         )
-        db.record_versions([FileVersion("h/old.deb", 3, "oo")], 50.0)  # an older run's
-        assert db.versions_seen_at(100.0) == {("h/a.deb", "aa"), ("h/b.deb", "bb")}
+        assert db.current_versions() == {("h/a.deb", "aa"), ("h/b.deb", "bb")}
+        assert db.versions("h/old.deb") == [("oo", 3, 50.0, 50.0)]
+        # a run publishing the same set: one meta row; every current version seen again
+        db.refresh_versions("f1", 150.0)
+        assert db.versions("h/a.deb") == [("aa", 1, 100.0, 150.0)]
         # b.deb replaced by a new version, old.deb published again
         new = [FileVersion("h/b.deb", 4, "b2"), FileVersion("h/old.deb", 3, "oo")]
-        db.advance_versions(100.0, 200.0, {("h/b.deb", "bb")}, new)
+        db.advance_versions("f2", 200.0, {("h/b.deb", "bb")}, new)
         assert db.versions("h/a.deb") == [("aa", 1, 100.0, 200.0)]
-        assert db.versions("h/b.deb") == [("bb", 2, 100.0, 100.0), ("b2", 4, 200.0, 200.0)]
+        assert db.versions("h/b.deb") == [("bb", 2, 100.0, 150.0), ("b2", 4, 200.0, 200.0)]
         assert db.versions("h/old.deb") == [("oo", 3, 50.0, 200.0)]
-        assert db.versions_seen_at(200.0) == {
+        assert db.current_versions() == {
             ("h/a.deb", "aa"), ("h/b.deb", "b2"), ("h/old.deb", "oo"),
         }  # fmt: skip
+        assert db.versions_state() == ("f2", 200.0)
+        assert [row[:2] for row in db.all_versions()] == [
+            ("h/old.deb", "oo"), ("h/a.deb", "aa"), ("h/b.deb", "bb"), ("h/b.deb", "b2"),
+        ]  # fmt: skip
+
+
+def test_version_rows_of_an_older_schema_are_migrated(tmp_path: Path) -> None:
+    """Schema 2 wrote last_seen on every row: the latest set (the highest last_seen) becomes
+    the current one."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (0)")
+        for statement in ";".join(MIGRATIONS[:2]).split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("UPDATE schema_version SET version = 2")
+        rows = [("h/a.deb", "aa", 1, 10.0, 30.0), ("h/b.deb", "bb", 2, 10.0, 20.0)]
+        rows.append(("h/c.deb", "cc", 3, 30.0, 30.0))
+        conn.executemany("INSERT INTO file_versions VALUES (?, ?, ?, ?, ?)", rows)
+        conn.execute("INSERT INTO meta VALUES ('versions', 'f1 30.0')")
+    conn.close()
+    with StateDB.open(path) as db:
+        assert db.schema_version() == len(MIGRATIONS)
+        assert db.current_versions() == {("h/a.deb", "aa"), ("h/c.deb", "cc")}
+        assert db.all_versions() == [
+            ("h/a.deb", "aa", 1, 10.0, 30.0), ("h/b.deb", "bb", 2, 10.0, 20.0),
+            ("h/c.deb", "cc", 3, 30.0, 30.0),
+        ]  # fmt: skip
 
 
 def test_readonly_open_of_missing_state_fails_clearly(tmp_path: Path) -> None:

@@ -75,7 +75,30 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # last_seen NULL: published by the latest run that recorded versions (its time is in
+    # meta 'versions'), so a run publishing the same files again writes one meta row
+    # instead of rewriting every row. Rows of that latest set had the highest last_seen.
+    """
+    CREATE TABLE file_versions_new (
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        first_seen REAL NOT NULL,
+        last_seen REAL,  -- NULL: in the latest recorded set (meta 'versions')
+        PRIMARY KEY (path, sha256)
+    );
+    INSERT INTO file_versions_new SELECT path, sha256, size, first_seen, last_seen
+        FROM file_versions;
+    DROP TABLE file_versions;
+    ALTER TABLE file_versions_new RENAME TO file_versions;
+    UPDATE file_versions SET last_seen = NULL
+        WHERE last_seen = (SELECT MAX(last_seen) FROM file_versions)
+        AND EXISTS (SELECT 1 FROM meta WHERE key = 'versions');
+    """,
 )
+
+#: meta key: "<fingerprint of the latest recorded set> <when it was recorded>"
+VERSIONS_KEY = "versions"
 
 
 @frozen
@@ -129,10 +152,10 @@ class FileVersion:
     sha256: str
 
 
-# a version seen now: a new row, or the known one's last_seen moved
+# a version in the set being recorded: a new row, or the known one marked current again
 _UPSERT_VERSION = (
-    "INSERT INTO file_versions (path, sha256, size, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (path, sha256) DO UPDATE SET last_seen = excluded.last_seen"
+    "INSERT INTO file_versions (path, sha256, size, first_seen, last_seen)"
+    " VALUES (?, ?, ?, ?, NULL) ON CONFLICT (path, sha256) DO UPDATE SET last_seen = NULL"
 )
 
 
@@ -282,51 +305,60 @@ class StateDB:
         with self._tx() as c:
             c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    def refresh_versions(self, previous: float, seen: float) -> int:
-        """``last_seen = seen`` for every version last seen at ``previous`` (a run that
-        published the same files again: one statement instead of one row per file)."""
-        with self._tx() as c:
-            cur = c.execute(
-                "UPDATE file_versions SET last_seen = ? WHERE last_seen = ?", (seen, previous)
-            )
-            return int(cur.rowcount)
+    def versions_state(self) -> tuple[str, float] | None:
+        """(fingerprint, time) of the latest recorded set of versions, if any."""
+        fields = (self.meta(VERSIONS_KEY) or "").split()
+        if len(fields) != 2:
+            return None
+        try:
+            return fields[0], float(fields[1])
+        except ValueError:
+            return None
 
-    def versions_seen_at(self, when: float) -> set[tuple[str, str]]:
-        """(path, sha256) of every version last seen at ``when``."""
-        rows = self._query("SELECT path, sha256 FROM file_versions WHERE last_seen = ?", (when,))
+    def refresh_versions(self, fingerprint: str, seen: float) -> None:
+        """The latest set is published again at ``seen``: one row, whatever its size."""
+        self.set_meta(VERSIONS_KEY, f"{fingerprint} {seen!r}")
+
+    def current_versions(self) -> set[tuple[str, str]]:
+        """(path, sha256) of every version in the latest recorded set."""
+        rows = self._query("SELECT path, sha256 FROM file_versions WHERE last_seen IS NULL")
         return {(str(path), str(sha256)) for path, sha256 in rows}
 
     def advance_versions(
         self,
-        previous: float,
+        fingerprint: str,
         seen: float,
         gone: Iterable[tuple[str, str]],
         new: Iterable[FileVersion],
     ) -> None:
-        """The versions last seen at ``previous`` are seen again at ``seen``, but for the
-        ``gone`` ones; the ``new`` ones are recorded (as in :meth:`record_versions`). For a
-        run that published mostly what the one before did: rows are written only for what
-        changed."""
+        """The latest set again at ``seen``, but for the ``gone`` versions (last seen when
+        that set was recorded) and with the ``new`` ones (first seen now). For a run that
+        published mostly what the one before did: rows are written only for what changed."""
+        state = self.versions_state()
+        previous = state[1] if state is not None else seen
         with self._tx() as c:
-            c.execute(
-                "UPDATE file_versions SET last_seen = ? WHERE last_seen = ?", (seen, previous)
-            )
             c.executemany(
                 "UPDATE file_versions SET last_seen = ? WHERE path = ? AND sha256 = ?",
                 [(previous, path, sha256) for path, sha256 in gone],
             )
-            c.executemany(
-                _UPSERT_VERSION,
-                [(f.path, f.sha256, f.size, seen, seen) for f in new],
+            c.executemany(_UPSERT_VERSION, [(f.path, f.sha256, f.size, seen) for f in new])
+            c.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (VERSIONS_KEY, f"{fingerprint} {seen!r}"),
             )
 
-    def record_versions(self, files: Iterable[FileVersion], seen: float) -> int:
-        """Add each (path, sha256) not known yet, refresh last_seen of the others."""
-        rows = [(f.path, f.sha256, f.size, seen, seen) for f in files]
+    def record_versions(self, files: Iterable[FileVersion], seen: float, fingerprint: str) -> int:
+        """``files`` are the latest set, recorded at ``seen``: known versions not in it were
+        last seen when the set before was recorded (or now, when that is not known)."""
+        state = self.versions_state()
+        previous = state[1] if state is not None else seen
+        rows = [(f.path, f.sha256, f.size, seen) for f in files]
         with self._tx() as c:
-            c.executemany(
-                _UPSERT_VERSION,
-                rows,
+            c.execute("UPDATE file_versions SET last_seen = ? WHERE last_seen IS NULL", (previous,))
+            c.executemany(_UPSERT_VERSION, rows)
+            c.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (VERSIONS_KEY, f"{fingerprint} {seen!r}"),
             )
         return len(rows)
 
@@ -382,9 +414,21 @@ class StateDB:
 
     def versions(self, path: str) -> list[tuple[str, int, float, float]]:
         """(sha256, size, first_seen, last_seen) of every version published at ``path``."""
+        return [row[1:] for row in self.all_versions(path)]
+
+    def all_versions(self, path: str | None = None) -> list[tuple[str, str, int, float, float]]:
+        """(path, sha256, size, first_seen, last_seen) of every version published (at
+        ``path``), oldest first; last_seen of the latest set is when it was recorded."""
+        state = self.versions_state()
+        current = state[1] if state is not None else 0.0
+        where = "" if path is None else " WHERE path = ?"
         rows = self._query(
-            "SELECT sha256, size, first_seen, last_seen FROM file_versions WHERE path = ?"
-            " ORDER BY first_seen",
-            (path,),
+            "SELECT path, sha256, size, first_seen, COALESCE(last_seen, ?) FROM file_versions"
+            + where
+            + " ORDER BY first_seen, path",
+            (current,) if path is None else (current, path),
         )
-        return [(str(a), int(str(b)), float(str(c)), float(str(d))) for a, b, c, d in rows]
+        return [
+            (str(p), str(h), int(str(n)), float(str(first)), float(str(last)))
+            for p, h, n, first, last in rows
+        ]

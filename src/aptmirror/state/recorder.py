@@ -31,7 +31,6 @@ from aptmirror.observe.repos import RepoResolver
 from aptmirror.state.db import FailureRow, FileVersion, RepoRun, StateDB
 
 _STATUS_RE = re.compile(r"HTTP (\d{3})")
-VERSIONS_KEY = "versions"  # meta: "<digest of var/SHA256 + roots> <when recorded>"
 
 
 def classify_failure(reason: str) -> str:
@@ -198,19 +197,18 @@ class StateRecorder:
         except OSError:
             return
         fingerprint = digest.hexdigest()
-        before = (self.db.meta(VERSIONS_KEY) or "").split()
-        if len(before) == 2 and before[0] == fingerprint:
-            self.db.refresh_versions(float(before[1]), seen)
-        elif len(before) == 2:
-            previous = float(before[1])
-            old = self.db.versions_seen_at(previous)
+        before = self.db.versions_state()
+        if before is not None and before[0] == fingerprint:
+            self.db.refresh_versions(fingerprint, seen)
+        elif before is not None:
+            old = self.db.current_versions()
             published = list(self._published(roots))
             now = set(published)
             fresh = self._with_sizes((v for v in published if v not in old), sizes)
-            self.db.advance_versions(previous, seen, old - now, fresh)
+            self.db.advance_versions(fingerprint, seen, old - now, fresh)
         else:
-            self.db.record_versions(self._with_sizes(self._published(roots), sizes), seen)
-        self.db.set_meta(VERSIONS_KEY, f"{fingerprint} {seen!r}")
+            files = self._with_sizes(self._published(roots), sizes)
+            self.db.record_versions(files, seen, fingerprint)
 
     def _published(self, roots: set[str]) -> Iterator[tuple[str, str]]:
         """(path, sha256) of the pool files of the published repositories, from
