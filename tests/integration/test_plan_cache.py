@@ -45,6 +45,8 @@ def test_unchanged_run_reuses_the_plan(scenario: Scenario, planned: list[str]) -
     assert {name: _var(sc, name) for name in lists} == lists
     assert _var(sc, "NEW") == b""  # nothing new this run
     assert_published(sc)
+    # the by-hash links were already there: no temporary link left beside them
+    assert not list(sc.tmp.rglob("*.aptmirror-link"))
 
 
 def test_a_file_removed_by_hand_sends_the_run_back_to_full_planning(

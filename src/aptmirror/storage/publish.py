@@ -65,9 +65,21 @@ def _exchange(a: Path, b: Path) -> None:
 
 
 def link_or_copy(src: Path, dest: Path) -> None:
-    """Hard-link ``src`` to ``dest`` (replacing dest); copy when links are impossible."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    """Hard-link ``src`` to ``dest`` (replacing dest); copy when links are impossible.
+
+    Nothing to do when ``dest`` already is ``src`` (a by-hash link of an unchanged index):
+    renaming a second link of the same file onto it would do nothing at all and leave the
+    temporary link behind (rename(2)), as versions before this check did.
+    """
     tmp = dest.with_name(f".{dest.name}.aptmirror-link")
+    try:
+        same = os.path.samestat(os.stat(src), os.lstat(dest))
+    except OSError:
+        same = False
+    if same:
+        tmp.unlink(missing_ok=True)  # one left behind by an earlier version
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp.unlink(missing_ok=True)
     try:
         os.link(src, tmp)
