@@ -90,3 +90,15 @@ def test_a_failed_run_forgets_the_cache(scenario: Scenario, planned: list[str]) 
     assert planned  # planned in full again, then cached
     assert cache.is_file()
     assert_published(sc)
+
+
+def test_a_damaged_cache_means_full_planning(scenario: Scenario, planned: list[str]) -> None:
+    sc = scenario
+    cache = var_dir(sc.tmp) / CACHE_NAME
+    header, _, body = cache.read_bytes().partition(b"\n")
+    cache.write_bytes(header + b"\n" + body[: len(body) // 2])  # the key matches, cut short
+    res = sc.run()
+    assert res.code == 0, res.output
+    assert planned  # planned in full, and cached again
+    assert cache.read_bytes().partition(b"\n")[0] == header
+    assert_published(sc)

