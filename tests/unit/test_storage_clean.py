@@ -6,18 +6,23 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aptmirror.errors import StorageError, WipeProtectionError
+from aptmirror.storage import clean as cleanmod
 from aptmirror.storage.clean import (
     CleanPlan,
+    Listing,
     RootPlan,
     check_wipe,
     execute_clean,
+    load_listings,
     plan_clean,
+    save_listings,
     write_clean_script,
     write_empty_clean_script,
 )
@@ -107,6 +112,66 @@ def test_plan_basic(mirror: Path) -> None:
     assert plan.total_bytes == sum(p.stat().st_blocks * 512 for p in every) > plan.bytes
     assert plan.file_count == 3 and plan.dir_count == 7
     assert plan.summary().endswith("in 3 files and 7 directories")
+
+
+def _age(tree: Path, seconds: float = 60) -> None:
+    """Every directory of ``tree`` last changed ``seconds`` ago (settled)."""
+    when = time.time() - seconds
+    for d in [tree, *(p for p in tree.rglob("*") if p.is_dir() and not p.is_symlink())]:
+        os.utime(d, (when, when))
+
+
+def _counting_scandir(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    read: list[str] = []
+    real = os.scandir
+
+    def scandir(path: Any) -> Any:
+        read.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(cleanmod.os, "scandir", scandir)
+    return read
+
+
+def test_directory_listings_spare_reading_unchanged_directories(
+    mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (mirror / ROOT / "dists" / "stable-link").symlink_to("stable")
+    _age(mirror)
+    learned: dict[str, Listing] = {}
+    first = plan_clean(mirror, [ROOT], KEEP, learned=learned)
+    assert learned[f"{ROOT}/dists/stable"][2:] == (("Release",), ())
+    assert f"{ROOT}/dists" not in learned  # a symlink in it: always read
+    assert sorted(learned[f"{ROOT}/pool/main/a/a"][2]) == ["a_0.deb", "a_1.deb"]
+    save_listings(tmp_path / "dirs", learned)
+    known = load_listings(tmp_path / "dirs")
+    assert known == learned
+    read = _counting_scandir(monkeypatch)
+    again: dict[str, Listing] = {}
+    second = plan_clean(mirror, [ROOT], KEEP, listings=known, learned=again)
+    assert second == first and again == learned
+    assert [os.path.relpath(p, mirror) for p in read] == [f"{ROOT}/dists"]
+    # an entry added since (here a stray file) changes its directory: read again, found
+    make(mirror, f"{ROOT}/dists/stable/stray")
+    read.clear()
+    third = plan_clean(mirror, [ROOT], KEEP, listings=known)
+    assert f"{ROOT}/dists/stable/stray" in third.files
+    assert f"{ROOT}/dists/stable" in [os.path.relpath(p, mirror) for p in read]
+    # another keep set: the listings serve as well
+    more = {*KEEP, f"{ROOT}/pool/main/b/b/b_0.deb", f"{ROOT}/dists/stable/stray"}
+    fourth = plan_clean(mirror, [ROOT], more, listings=known)
+    assert sorted(fourth.files) == [
+        f"{ROOT}/pool/contrib/z/z/z.deb", f"{ROOT}/pool/main/a/a/a_0.deb",
+    ]  # fmt: skip
+
+
+def test_directories_changed_just_now_are_not_remembered(mirror: Path) -> None:
+    learned: dict[str, Listing] = {}
+    plan_clean(mirror, [ROOT], KEEP, learned=learned)  # the fixture made them just now
+    assert learned == {}
+    assert load_listings(mirror / "missing") == {}
+    (mirror / "garbage").write_bytes(b"\x00not marshal")
+    assert load_listings(mirror / "garbage") == {}
 
 
 def test_root_itself_never_removed(tmp_path: Path) -> None:

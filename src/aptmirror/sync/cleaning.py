@@ -16,9 +16,12 @@ from pathlib import Path
 from aptmirror.errors import StorageError, WipeProtectionError
 from aptmirror.model import Config
 from aptmirror.storage.clean import (
+    Listing,
     check_wipe,
     execute_clean,
+    load_listings,
     plan_clean,
+    save_listings,
     write_clean_script,
     write_empty_clean_script,
 )
@@ -71,6 +74,10 @@ def _cleanable_roots(ctx: RunContext, clean: Sequence[str]) -> tuple[list[str], 
     return keep, skipped
 
 
+# the directory listings of the last walk (see storage.clean.plan_clean)
+LISTINGS_NAME = ".aptmirror-dirs"
+
+
 def run_clean(
     ctx: RunContext,
     config: Config,
@@ -88,8 +95,15 @@ def run_clean(
         return
     keep, trees = _protected(ctx, jobs, indexes)
     keep.update(pool_keep)
+    listings = ctx.var / LISTINGS_NAME
+    known = load_listings(listings)
+    learned: dict[str, Listing] = {}
     try:
-        plan = plan_clean(ctx.mirror, roots, keep, trees, config.skip_clean, pool_keep)
+        plan = plan_clean(
+            ctx.mirror, roots, keep, trees, config.skip_clean, pool_keep, known, learned
+        )
+        if learned != known:
+            save_listings(listings, learned)
         check_wipe(plan, s.wipe_size_ratio, s.wipe_count_ratio)
     except (WipeProtectionError, StorageError) as exc:
         write_empty_clean_script(script)
