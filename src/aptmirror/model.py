@@ -13,6 +13,8 @@ from aptmirror.frozen import frozen
 
 # Strongest first: the order in which we pick a hash to verify against.
 HASH_NAMES: tuple[str, ...] = ("SHA512", "SHA256", "SHA1", "MD5Sum")
+_HASH_RANK: dict[str, int] = {name: rank for rank, name in enumerate(HASH_NAMES)}
+_NO_RANK = len(HASH_NAMES)
 HASHLIB_NAMES: dict[str, str] = {
     "SHA512": "sha512",
     "SHA256": "sha256",
@@ -66,11 +68,14 @@ class Checksums:
 
     def strongest(self) -> tuple[str, str] | None:
         """(field name, digest) of the strongest hash available, or None."""
-        for name in HASH_NAMES:
-            value = self.get(name)
-            if value is not None:
-                return name, value
-        return None
+        # one pass (asked twice per pool file while planning)
+        best: tuple[str, str] | None = None
+        rank = _NO_RANK
+        for pair in self.hashes:
+            r = _HASH_RANK.get(pair[0], _NO_RANK)
+            if r < rank:
+                best, rank = pair, r
+        return best
 
 
 class SourceType(Enum):

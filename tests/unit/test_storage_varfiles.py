@@ -87,8 +87,17 @@ def test_batched_lines_keep_their_order(tmp_path: Path) -> None:
 
 
 def test_line_break_in_path_is_refused(tmp_path: Path) -> None:
-    with VarFiles(tmp_path) as lists, pytest.raises(StorageError):
+    with VarFiles(tmp_path) as lists, pytest.raises(StorageError, match="pool path"):
         lists.add_pool_file("h/pool/evil\nname", None, None, None)
+
+
+@pytest.mark.parametrize("at", [0, 1, 2])
+def test_line_break_in_a_digest_is_refused(tmp_path: Path, at: int) -> None:
+    digests: list[str | None] = ["aa", "bb", "cc"]
+    digests[at] = "a\rb"
+    name = ("MD5", "SHA1", "SHA256")[at]
+    with VarFiles(tmp_path) as lists, pytest.raises(StorageError, match=f"{name} of h/a.deb"):
+        lists.add_pool_file("h/a.deb", *digests)
 
 
 @pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs coreutils sha256sum")

@@ -57,7 +57,8 @@ class DirGuard:
         else tell whether that directory existed when first checked (False: nothing can be
         in it yet, so the caller may skip looking for ``dest`` or its partial file)."""
         directory = os.path.dirname(os.fspath(dest))
-        self._check_dir(directory)
+        if directory not in self._ok:  # (asked once per pool file: most are known)
+            self._check_dir(directory)
         return directory not in self._missing
 
     def _check_dir(self, directory: str) -> None:

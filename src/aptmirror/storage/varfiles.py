@@ -26,6 +26,7 @@ from aptmirror.storage.atomic import AtomicFile
 
 VAR_FILE_NAMES: tuple[str, ...] = ("ALL", "NEW", "MD5", "SHA1", "SHA256")
 BATCH_LINES = 2048  # lines of one list held before they are written
+_POOL_LISTS = ("ALL", "MD5", "SHA1", "SHA256")
 
 
 def _check_line(value: str, what: str) -> None:
@@ -81,13 +82,26 @@ class VarFiles:
         self, relpath: str, md5: str | None, sha1: str | None, sha256: str | None
     ) -> None:
         """Record a pool file referenced by an index (path relative to mirror_path)."""
-        _check_line(relpath, "pool path")
-        self._add("ALL", relpath)
-        for name, digest in (("MD5", md5), ("SHA1", sha1), ("SHA256", sha256)):
-            if digest:
-                _check_line(digest, f"{name} of {relpath}")
-                self._add(name, f"{digest}  {relpath}")
+        # Called once per pool file of every index: the four lists are appended to directly,
+        # and the values checked for line breaks in one go (each one only if that fails).
+        joined = f"{relpath}{md5 or ''}{sha1 or ''}{sha256 or ''}"
+        if "\n" in joined or "\r" in joined:
+            _check_line(relpath, "pool path")
+            for name, digest in (("MD5", md5), ("SHA1", sha1), ("SHA256", sha256)):
+                _check_line(digest or "", f"{name} of {relpath}")
+        lines = self._lines
+        every = lines["ALL"]
+        every.append(relpath)
+        if md5:
+            lines["MD5"].append(f"{md5}  {relpath}")
+        if sha1:
+            lines["SHA1"].append(f"{sha1}  {relpath}")
+        if sha256:
+            lines["SHA256"].append(f"{sha256}  {relpath}")
         self.pool_count += 1
+        if len(every) >= BATCH_LINES:
+            for name in _POOL_LISTS:
+                self._write(name)
 
     def add_new(self, url: str) -> None:
         """Record the full URL of a file that needed downloading this run."""
