@@ -8,8 +8,10 @@ with ``apt-mirror verify``, which re-checks the published Release files the same
 
 from __future__ import annotations
 
+import asyncio
 import filecmp
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -104,11 +106,21 @@ def verify_release_files(
     text: bytes | None = None
     fingerprint = ""
     drop: set[str] = set()
+    companion: Future[VerifiedText] | None = None
     if "InRelease" in data:
         if check:
-            verified = verify_inrelease(data["InRelease"], rings, f"{what} InRelease")
-            _check_pins(job, verified, f"{what} InRelease")
-            text, fingerprint = verified.content, verified.fingerprint
+            with ThreadPoolExecutor(1) as pool:
+                if "Release" in data and "Release.gpg" in data:  # checked meanwhile
+                    companion = pool.submit(
+                        verify_detached,
+                        data["Release"],
+                        data["Release.gpg"],
+                        rings,
+                        f"{what} Release",
+                    )
+                verified = verify_inrelease(data["InRelease"], rings, f"{what} InRelease")
+                _check_pins(job, verified, f"{what} InRelease")
+                text, fingerprint = verified.content, verified.fingerprint
         else:
             text = strip_clearsign(data["InRelease"])
     if "Release" in data and text is not None:
@@ -116,7 +128,7 @@ def verify_release_files(
         # carry the same text (upstream may have changed between the fetches) and, when
         # checked, a valid signature (a stale or rotated-key Release.gpg is apt's problem no
         # more than ours: apt reads InRelease first).
-        reason = _companion_problem(data, text, rings if check else None, job, what)
+        reason = _companion_problem(data, text, rings if check else None, job, what, companion)
         if reason is not None:
             drop.update(name for name in ("Release", "Release.gpg") if name in data)
             return CheckedText(text, fingerprint, frozenset(drop), (reason,))
@@ -148,14 +160,21 @@ def _companion_problem(
     rings: Sequence[KeySource] | None,
     job: RepoJob,
     what: str,
+    checked: Future[VerifiedText] | None = None,
 ) -> str | None:
-    """Why Release/Release.gpg must not be published beside a verified InRelease, or None."""
+    """Why Release/Release.gpg must not be published beside a verified InRelease, or None
+    (``checked``: the check of Release.gpg, already done)."""
     if data["Release"] != text:
         return f"{what}: Release differs from InRelease (upstream changed mid-fetch); not published"
     if rings is None or "Release.gpg" not in data:
         return None  # the same text as the verified InRelease: harmless to publish
     try:
-        detached = verify_detached(data["Release"], data["Release.gpg"], rings, f"{what} Release")
+        if checked is not None:
+            detached = checked.result()
+        else:
+            detached = verify_detached(
+                data["Release"], data["Release.gpg"], rings, f"{what} Release"
+            )
         _check_pins(job, detached, f"{what} Release")
     except SignatureError as exc:
         return f"{exc}; publishing InRelease only"
@@ -200,13 +219,19 @@ async def fetch_release(ctx: RunContext, job: RepoJob) -> VerifiedRelease | None
     try:
         ensure_inside(suite_skel, ctx.skel / ctx.local_root(job))
         ensure_inside(ctx.mirror / ctx.suite_rel(job), ctx.mirror / ctx.local_root(job))
-        for name in RELEASE_FILES:
-            dest = suite_skel / f".{name}.new"
-            if await _fetch_optional(ctx, job, name, dest):
-                staged[name] = dest
-        checked = verify_release_files(
-            ctx.settings, job, {n: p.read_bytes() for n, p in staged.items()}
+        # the three at once (a smaller window for upstream to change between them)
+        dests = {name: suite_skel / f".{name}.new" for name in RELEASE_FILES}
+        fetched = await asyncio.gather(
+            *(_fetch_optional(ctx, job, n, dest) for n, dest in dests.items()),
+            return_exceptions=True,
         )
+        staged = {name: dests[name] for name, ok in zip(dests, fetched, strict=True) if ok is True}
+        for outcome in fetched:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        # gpgv in a thread: the suites of a run are checked at the same time
+        data = {n: p.read_bytes() for n, p in staged.items()}
+        checked = await asyncio.to_thread(verify_release_files, ctx.settings, job, data)
         for name in checked.drop:
             if name in staged:
                 staged.pop(name).unlink()
