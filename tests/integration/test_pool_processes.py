@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from aptmirror.model import Checksums, Settings
 from aptmirror.observe.events import Event, EventBus, FileDone, StageFinished, StageStarted
 from aptmirror.sync import pool, pool_procs
 from aptmirror.sync import run as runmod
-from aptmirror.sync.pool_procs import WorkerCrew, fetch_in_processes
+from aptmirror.sync.pool_procs import WorkerCrew
 from aptmirror.testing import FakeUpstream, Fault, TestKey
 
 from .conftest import (
@@ -74,17 +74,24 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_two_processes_mirror_what_one_does(procs: Scenario) -> None:
-    sc = procs
-    res = sc.run()
-    assert res.code == 0, res.output
+def _mirrored_once(sc: Scenario) -> list[str]:
+    """The suite is published, every pool file is in place and was asked for once; its
+    pool files."""
     assert_published(sc)
     files = _pool_files(sc)
     for rel in files:
         assert sha256_file(sc.mirror / rel) == sha256_file(sc.info.root / rel), rel
-    # every file was asked for once, and the run's totals include the workers' counters
     gets = [r.path for r in sc.up.requests if r.method == "GET" and "/pool/" in r.path]
     assert sorted(gets) == sorted(f"/{rel}" for rel in files)
+    return files
+
+
+def test_two_processes_mirror_what_one_does(procs: Scenario) -> None:
+    sc = procs
+    res = sc.run()
+    assert res.code == 0, res.output
+    files = _mirrored_once(sc)
+    # the run's totals include the workers' counters
     ok = [r for r in sc.up.requests if r.status == 200]
     assert f"Downloaded {len(ok)} files" in res.output
     assert f"in {len(sc.up.requests)} requests" in res.output
@@ -204,37 +211,53 @@ def test_a_worker_that_cannot_start_leaves_its_share_to_the_run(
         assert sha256_file(sc.mirror / rel) == sha256_file(sc.info.root / rel), rel
 
 
+def _upstream_files(
+    root: Path, count: int, where: Callable[[int], tuple[str, int]]
+) -> tuple[list[tuple[str, str]], list[int]]:
+    """``count`` random files under ``root`` (``where(i)``: directory, size): their
+    (relative path, SHA256) and sizes."""
+    names, sizes = [], []
+    for i in range(count):
+        directory, size = where(i)
+        body = os.urandom(size)
+        (root / directory).mkdir(parents=True, exist_ok=True)
+        (root / directory / f"f{i}.deb").write_bytes(body)
+        names.append((f"{directory}/f{i}.deb", hashlib.sha256(body).hexdigest()))
+        sizes.append(size)
+    return names, sizes
+
+
+def _requests(
+    url: str, names: list[tuple[str, str]], sizes: list[int], mirror: Path
+) -> Callable[[int], FetchRequest]:
+    def request(i: int) -> FetchRequest:
+        name, digest = names[i]
+        expected = Checksums(sizes[i], (("SHA256", digest),))
+        return FetchRequest(f"{url}{name}", str(mirror / name), expected, fresh=True)
+
+    return request
+
+
 async def test_workers_are_fed_batch_after_batch_until_the_queue_is_empty(tmp_path: Path) -> None:
     """Two real worker processes with one transfer each (batches of FEED_PER_TRANSFER files):
     160 files take twenty top-ups, and every file arrives once, verified, with its
     events and counters reported back."""
-    root = tmp_path / "up"
-    names, sizes = [], []
-    for i in range(160):
-        body = os.urandom(100 + i * 37)
-        (root / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
-        (root / f"d{i % 7}" / f"f{i}.deb").write_bytes(body)
-        names.append((f"d{i % 7}/f{i}.deb", hashlib.sha256(body).hexdigest()))
-        sizes.append(len(body))
-    mirror = tmp_path / "mirror"
+    root, mirror = tmp_path / "up", tmp_path / "mirror"
+    names, sizes = _upstream_files(root, 160, lambda i: (f"d{i % 7}", 100 + i * 37))
     async with FakeUpstream(root) as srv:
         url = srv.url
-
-        def request(i: int) -> FetchRequest:
-            name, digest = names[i]
-            expected = Checksums(sizes[i], (("SHA256", digest),))
-            return FetchRequest(f"{url}{name}", str(mirror / name), expected, fresh=True)
-
+        request = _requests(url, names, sizes, mirror)
         events: list[Event] = []
         failed: list[int] = []
         warnings: list[str] = []
         stats = FetchStats()
         share = Settings(nthreads=1, retry_delay=0)
-        fetched = fetch_in_processes(
+        crew = WorkerCrew(
             share, 2, SizeQueue(sizes), request, events.append,
-            lambda i, exc: failed.append(i), stats, warnings.append,
+            lambda i, exc: failed.append(i), stats,
         )  # fmt: skip
-        left = await asyncio.wait_for(fetched, 60)  # a worker left waiting would hang
+        crew.start()
+        left = await asyncio.wait_for(crew.finish(warnings.append), 60)  # no worker left waiting
     assert (left, failed, warnings) == ([], [], [])
     assert stats.files == stats.requests == 160
     done = sorted(e.url for e in events if isinstance(e, FileDone))
@@ -249,23 +272,11 @@ async def test_workers_started_before_planning_take_files_as_they_come(tmp_path:
     """A crew started on an empty, open queue (as before planning): files put in chunks
     while it starts up reach it once it is ready; closing the queue ends it; every file is
     fetched once. A second crew given nothing is stopped at once, not waited for."""
-    root = tmp_path / "up"
-    names, sizes = [], []
-    for i in range(120):
-        body = os.urandom(200 + i * 13)
-        (root / "p").mkdir(parents=True, exist_ok=True)
-        (root / "p" / f"f{i}.deb").write_bytes(body)
-        names.append((f"p/f{i}.deb", hashlib.sha256(body).hexdigest()))
-        sizes.append(len(body))
-    mirror = tmp_path / "mirror"
+    root, mirror = tmp_path / "up", tmp_path / "mirror"
+    names, sizes = _upstream_files(root, 120, lambda i: ("p", 200 + i * 13))
     async with FakeUpstream(root) as srv:
         url = srv.url
-
-        def request(i: int) -> FetchRequest:
-            name, digest = names[i]
-            expected = Checksums(sizes[i], (("SHA256", digest),))
-            return FetchRequest(f"{url}{name}", str(mirror / name), expected, fresh=True)
-
+        request = _requests(url, names, sizes, mirror)
         events: list[Event] = []
         warnings: list[str] = []
         stats = FetchStats()
@@ -344,12 +355,7 @@ def test_a_run_with_workers_started_before_planning(
     res = sc.run()
     assert res.code == 0, res.output
     assert started == [0]  # before anything was planned
-    assert_published(sc)
-    files = _pool_files(sc)
-    for rel in files:
-        assert sha256_file(sc.mirror / rel) == sha256_file(sc.info.root / rel), rel
-    gets = [r.path for r in sc.up.requests if r.method == "GET" and "/pool/" in r.path]
-    assert sorted(gets) == sorted(f"/{rel}" for rel in files)
+    files = _mirrored_once(sc)
     # every download reported once, inside its stage (the workers' early ones were held)
     assert seen[0] == "StageStarted" and seen[-1] == "StageFinished", seen
     assert sorted(seen[1:-1]) == sorted(f"{sc.up.url}{rel}" for rel in files)

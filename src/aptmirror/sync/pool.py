@@ -23,7 +23,7 @@ from aptmirror.debian.compression import iter_decompressed
 from aptmirror.debian.packages import PoolFile, iter_binary_files, iter_source_files
 from aptmirror.debian.paths import split_compression
 from aptmirror.errors import FetchError, FormatError
-from aptmirror.fetch.batch import SizeQueue, fetch_all
+from aptmirror.fetch.batch import SizeQueue, fetch_all, fetch_share
 from aptmirror.fetch.body import read_chunks
 from aptmirror.fetch.fetcher import FetchRequest
 from aptmirror.model import Checksums
@@ -262,14 +262,14 @@ class PoolDownloads:
                 self._failed,
             )
             return
-        from aptmirror.sync.pool_procs import fetch_here
 
-        stats = self.ctx.fetcher.stats
+        async def fetch_here(queue: SizeQueue, request: Callable[[int], FetchRequest]) -> None:
+            # the run's own transfers, with the same limits as one worker
+            stats = await fetch_share(self._share, queue, request, self.ctx.emit, self._failed)
+            self.ctx.fetcher.stats.add(stats)
 
         async def here() -> None:
-            await fetch_here(
-                self._share, self.queue, self._request, self.ctx.emit, self._failed, stats
-            )
+            await fetch_here(self.queue, self._request)
             crew.dismiss_idle()  # still starting up with nothing left to give it
 
         async def in_workers() -> None:
@@ -278,9 +278,7 @@ class PoolDownloads:
                 again = SizeQueue()
                 again.put((i, self.items[i][1].size) for i in left)
                 again.close()
-                await fetch_here(
-                    self._share, again, self._resumed, self.ctx.emit, self._failed, stats
-                )
+                await fetch_here(again, self._resumed)
 
         await asyncio.gather(in_workers(), here())
 

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable
 
 from aptmirror.errors import FetchError
-from aptmirror.fetch.batch import SizeQueue, fetch_share
+from aptmirror.fetch.batch import SizeQueue
 from aptmirror.fetch.fetcher import FetchRequest, FetchStats
 from aptmirror.model import Settings
 from aptmirror.observe.events import Emit
@@ -236,37 +236,6 @@ class WorkerCrew:
         w.failure = f"exited with status {await proc.wait()}"
 
 
-async def fetch_in_processes(
-    share: Settings,
-    workers: int,
-    queue: SizeQueue,
-    request: Callable[[int], FetchRequest],
-    emit: Emit,
-    on_error: Callable[[int, FetchError], None],
-    stats: FetchStats,
-    warn: Callable[[str], None],
-) -> list[int]:
-    """Fetch ``request(i)`` for positions taken from a closed ``queue`` in ``workers``
-    worker processes, with the ``share`` settings; ``on_error(i, exc)`` for each that failed
-    for good; the workers' counters are added to ``stats``. Returns the positions a worker
-    did not finish because it died (``warn`` says so), for the caller to fetch itself."""
-    crew = WorkerCrew(share, workers, queue, request, emit, on_error, stats)
-    crew.start()
-    return await crew.finish(warn)
-
-
-async def fetch_here(
-    share: Settings,
-    queue: SizeQueue,
-    request: Callable[[int], FetchRequest],
-    emit: Emit,
-    on_error: Callable[[int, FetchError], None],
-    stats: FetchStats,
-) -> None:
-    """The run's own transfers, in this process, with the same limits as one worker."""
-    stats.add(await fetch_share(share, queue, request, emit, on_error))
-
-
 def _batch(
     w: _Worker, share: Settings, queue: SizeQueue, request: Callable[[int], FetchRequest]
 ) -> bytes:
@@ -286,49 +255,3 @@ def _batch(
         return b""
     w.fed_all = last
     return frame(WorkerBatch(tuple(items), last))
-
-
-async def _drive(
-    w: _Worker,
-    first: bytes,
-    share: Settings,
-    queue: SizeQueue,
-    request: Callable[[int], FetchRequest],
-    emit: Emit,
-    on_error: Callable[[int, FetchError], None],
-    stats: FetchStats,
-) -> None:
-    try:
-        w.proc = proc = await asyncio.create_subprocess_exec(
-            *WORKER_COMMAND,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-    except OSError as exc:  # left to the run itself, like a worker that died
-        w.failure = f"could not be started ({exc.strerror or exc})"
-        return
-    assert proc.stdin is not None and proc.stdout is not None
-    stdin = proc.stdin
-    stdin.write(frame(WorkerTask(share)) + first)
-    # stdin stays open: the worker stops when it sees EOF (the run died)
-    while True:
-        try:
-            header = await proc.stdout.readexactly(FRAME_HEADER)
-            report = pickle.loads(await proc.stdout.readexactly(frame_length(header)))
-        except asyncio.IncompleteReadError:
-            break
-        if not isinstance(report, WorkerReport):
-            break
-        for event in report.events:
-            emit(event)
-        for i in report.done:
-            w.open.discard(i)
-        for i, url, reason in report.errors:
-            w.open.discard(i)
-            on_error(i, FetchError(url, reason, retryable=False))
-        if report.stats is not None:
-            stats.add(report.stats)
-        if not w.fed_all and not stdin.is_closing():
-            stdin.write(_batch(w, share, queue, request))
-    stdin.close()
-    w.failure = f"exited with status {await proc.wait()}"
