@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from aptmirror import __version__
 from aptmirror.config.loader import load_config
@@ -242,5 +243,20 @@ def _guarded(action: Callable[[], int]) -> int:
         return 130
 
 
+def entry() -> NoReturn:
+    """The ``apt-mirror`` command: :func:`main`, then a quick exit.
+
+    Tearing the interpreter down (freeing every module and object one by one) took 20 to 30 ms
+    of a 0.3 s no-op run. Everything a run writes is closed by then (state DB, lists,
+    reports, the lock); what is left buffered is flushed here: the log handlers
+    (``logging.shutdown``, as at a normal exit) and the standard streams.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

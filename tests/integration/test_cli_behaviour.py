@@ -23,6 +23,7 @@ from aptmirror.storage.lock import LOCK_NAME, RunLock
 from aptmirror.testing import (
     DEFAULT_PACKAGES,
     AptClient,
+    Fault,
     PackageSpec,
     RepoInfo,
     TestKey,
@@ -762,3 +763,27 @@ def test_symlinked_host_directory_keeps_the_published_suite(
         suite = mirror_root(tmp_path, url) / "dists" / info.suite
         assert suite.is_symlink() and (suite / "InRelease").is_file()
         assert "0.0 bytes in 0 files and 0 directories will be freed" in result.stdout
+
+
+def test_the_command_exits_quickly_with_its_status_and_everything_written(
+    tmp_path: Path, sample_repo: RepoInfo, serve: ServeFn
+) -> None:
+    """``python -m aptmirror.cli`` ends with os._exit (no interpreter teardown): the exit
+    status is the run's, and the console output and the buffered log lines are all out."""
+    up = serve(sample_repo.root)
+    cfg = write_mirror_list(
+        tmp_path, repo_lines(sample_repo, up.url), settings={"retry_delay": "0"}
+    )
+    first = run_cli_subprocess(cfg)
+    assert first.code == 0, first.output
+    assert "suites published." in first.output.splitlines()[-1]
+    # "downloaded" lines are buffered (flushed once a second): every one is in the file
+    log = next(var_dir(tmp_path).glob("127.0.0.1*.log")).read_text()
+    for pkg in sample_repo.packages:
+        assert f"downloaded {up.url}{pkg.filename}" in log
+    deb = next(p.filename for p in sample_repo.packages)
+    (mirror_root(tmp_path, up.url) / deb).unlink()
+    up.add_fault(f"/{deb}", Fault("status", status=404, times=100))
+    second = run_cli_subprocess(cfg)
+    assert second.code == 1, second.output
+    assert "required download(s)/check(s) failed" in second.output
