@@ -84,9 +84,11 @@ class PoolPlan:
     def todo_bytes(self) -> int:
         return sum(d.size for d in self.todo.values())
 
-    def url_of(self, ctx: RunContext, rel: str, item: Download) -> str:
-        """The upstream URL of the planned file ``rel`` (its key in ``todo``)."""
-        return item.job.pool_url(rel[len(ctx.local_root(item.job)) + 1 :])
+
+
+def url_of(ctx: RunContext, rel: str, item: Download) -> str:
+    """The upstream URL of the planned file ``rel`` (its key in ``PoolPlan.todo``)."""
+    return item.job.pool_url(rel[len(ctx.local_root(item.job)) + 1 :])
 
 
 def pool_records(kind: str, path: Path) -> Iterator[PoolFile]:
@@ -295,7 +297,7 @@ class PoolDownloads:
 
     def _request(self, i: int) -> FetchRequest:
         rel, item = self.items[i]
-        url = item.job.pool_url(rel[len(self.ctx.local_root(item.job)) + 1 :])
+        url = url_of(self.ctx, rel, item)
         dest = f"{self._mirror}/{rel}"
         return FetchRequest(
             url,
@@ -337,7 +339,7 @@ def commit_replacements(ctx: RunContext, plan: PoolPlan) -> None:
                 for job in item.jobs:
                     if not ctx.failed(job):
                         reason = "not replaced: a failed suite still publishes the old file"
-                        ctx.fail(job, plan.url_of(ctx, rel, item), reason)
+                        ctx.fail(job, url_of(ctx, rel, item), reason)
                 spread = True
     for rel, item in pending:
         dest = ctx.mirror / rel
