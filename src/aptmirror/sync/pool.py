@@ -85,7 +85,6 @@ class PoolPlan:
         return sum(d.size for d in self.todo.values())
 
 
-
 def url_of(ctx: RunContext, rel: str, item: Download) -> str:
     """The upstream URL of the planned file ``rel`` (its key in ``PoolPlan.todo``)."""
     return item.job.pool_url(rel[len(ctx.local_root(item.job)) + 1 :])
