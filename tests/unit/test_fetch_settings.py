@@ -20,7 +20,7 @@ from aptmirror.model import Location, Settings
 from aptmirror.storage.clean import plan_clean
 from aptmirror.sync.context import RunContext
 from aptmirror.sync.jobs import RepoJob
-from aptmirror.sync.pool import Download, PoolPlan, download_pool
+from aptmirror.sync.pool import Download, PoolDownloads, PoolPlan
 
 
 def settings_from(sets: dict[str, str]) -> Settings:
@@ -145,7 +145,10 @@ async def test_small_files_are_not_starved_behind_huge_ones() -> None:
     sizes |= {f"small-{i:02}.deb": 1_000 + i for i in range(30)}
     fetcher = _FakeFetcher()
     ctx = RunContext(Settings(nthreads=4), fetcher, io.StringIO(), "stamp")  # type: ignore[arg-type]
-    await download_pool(ctx, _plan(sizes))
+    downloads = PoolDownloads(ctx, 1)
+    for rel, item in _plan(sizes).todo.items():
+        downloads.add(rel, item)
+    await downloads.finish()
     assert sorted(fetcher.finished) == sorted(sizes)
     assert fetcher.started[:3] == ["small-00.deb", "huge-a.deb", "huge-b.deb"]
     # every small file is done while the huge ones still run (one worker keeps serving them)

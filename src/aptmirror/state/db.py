@@ -159,6 +159,14 @@ _UPSERT_VERSION = (
 )
 
 
+def _set_versions_state(c: sqlite3.Connection, fingerprint: str, seen: float) -> None:
+    """Meta ``versions``: the latest recorded set and when (read by ``versions_state``)."""
+    c.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        (VERSIONS_KEY, f"{fingerprint} {seen!r}"),
+    )
+
+
 class StateDB:
     """A connection to the state database; use :meth:`open`."""
 
@@ -317,7 +325,13 @@ class StateDB:
 
     def refresh_versions(self, fingerprint: str, seen: float) -> None:
         """The latest set is published again at ``seen``: one row, whatever its size."""
-        self.set_meta(VERSIONS_KEY, f"{fingerprint} {seen!r}")
+        with self._tx() as c:
+            _set_versions_state(c, fingerprint, seen)
+
+    def _previous_time(self, seen: float) -> float:
+        """When the latest set was recorded (``seen`` when none was)."""
+        state = self.versions_state()
+        return state[1] if state is not None else seen
 
     def current_versions(self) -> set[tuple[str, str]]:
         """(path, sha256) of every version in the latest recorded set."""
@@ -334,32 +348,24 @@ class StateDB:
         """The latest set again at ``seen``, but for the ``gone`` versions (last seen when
         that set was recorded) and with the ``new`` ones (first seen now). For a run that
         published mostly what the one before did: rows are written only for what changed."""
-        state = self.versions_state()
-        previous = state[1] if state is not None else seen
+        previous = self._previous_time(seen)
         with self._tx() as c:
             c.executemany(
                 "UPDATE file_versions SET last_seen = ? WHERE path = ? AND sha256 = ?",
                 [(previous, path, sha256) for path, sha256 in gone],
             )
             c.executemany(_UPSERT_VERSION, [(f.path, f.sha256, f.size, seen) for f in new])
-            c.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                (VERSIONS_KEY, f"{fingerprint} {seen!r}"),
-            )
+            _set_versions_state(c, fingerprint, seen)
 
     def record_versions(self, files: Iterable[FileVersion], seen: float, fingerprint: str) -> int:
         """``files`` are the latest set, recorded at ``seen``: known versions not in it were
         last seen when the set before was recorded (or now, when that is not known)."""
-        state = self.versions_state()
-        previous = state[1] if state is not None else seen
+        previous = self._previous_time(seen)
         rows = [(f.path, f.sha256, f.size, seen) for f in files]
         with self._tx() as c:
             c.execute("UPDATE file_versions SET last_seen = ? WHERE last_seen IS NULL", (previous,))
             c.executemany(_UPSERT_VERSION, rows)
-            c.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                (VERSIONS_KEY, f"{fingerprint} {seen!r}"),
-            )
+            _set_versions_state(c, fingerprint, seen)
         return len(rows)
 
     # -- reads --------------------------------------------------------------------------------

@@ -296,14 +296,7 @@ def _plan_root(
             st, listing = walk.cached(rel, path)
             if listing is not None:  # unchanged since it was listed: the same entries
                 for name in listing[2]:
-                    child = f"{rel}/{name}"
-                    declared = sizes.get(child)
-                    if declared is None:
-                        regular(child, name, kept_tree)
-                    else:  # a planned pool file (as in regular(), inline: the usual case)
-                        total_files += 1
-                        total_bytes += -(-declared // BLOCK) * BLOCK
-                        needed[index] = True
+                    regular(f"{rel}/{name}", name, kept_tree)
                 for name in listing[3]:
                     subdir(f"{rel}/{name}", kept_tree)
                 index += 1

@@ -314,14 +314,6 @@ class PoolDownloads:
             self.ctx.fail(job, exc.url, exc.reason)
 
 
-async def download_pool(ctx: RunContext, plan: PoolPlan) -> None:
-    """Download every file of a finished ``plan`` (see :class:`PoolDownloads`)."""
-    downloads = PoolDownloads(ctx, 1)
-    for rel, item in plan.todo.items():
-        downloads.add(rel, item)
-    await downloads.finish()
-
-
 def commit_replacements(ctx: RunContext, plan: PoolPlan) -> None:
     """Swap downloaded replacements of existing pool files into place, just before publishing.
 

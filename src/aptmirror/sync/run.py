@@ -46,7 +46,6 @@ from aptmirror.sync.pool import (
     PoolDownloads,
     PoolPlan,
     commit_replacements,
-    download_pool,
     plan_suite,
 )
 from aptmirror.sync.release import fetch_release
@@ -133,12 +132,11 @@ async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
     ctx.say("Processing indexes: [" + "".join(_marks(i) for i in indexes) + "]\n")
     key = plancache.plan_key(ctx, indexes)
     if plancache.reuse(ctx, key, plan):
-        downloads = None  # the same plan as last time, every file in place
+        downloads = PoolDownloads(ctx, 1)  # the same plan as last time, every file in place
     else:
         downloads = await _plan(ctx, indexes, plan, key)
     ctx.say(f"{format_size(plan.todo_bytes)} will be downloaded into archive.")
-    done = downloads.finish() if downloads is not None else download_pool(ctx, plan)
-    await _stage(ctx, "archive", len(plan.todo), done, plan.todo_bytes)
+    await _stage(ctx, "archive", len(plan.todo), downloads.finish(), plan.todo_bytes)
     ctx.emit(StageStarted("publish", len(indexes)))
     # Build every snapshot first, then swap changed pool files in, then the snapshots: the
     # window in which old indexes meet new bytes of a same-named pool file is only the swaps.
