@@ -26,7 +26,13 @@ SUITES = (("h/debian", "stable"),)
 
 def _run(opts: ObserveSettings, var: Path, warn: list[str] | None = None) -> None:
     logger, handlers = build_logger(opts, var, (warn if warn is not None else []).append)
-    sub = LogSubscriber(logger)
+    _run_events(LogSubscriber(logger))
+    for handler in handlers:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def _run_events(sub: LogSubscriber) -> None:
     sub(RunStarted("run-1", SUITES))
     sub(Message("Downloading 3 index files using 3 threads..."))
     sub(Message("Warning: something odd", "warning"))
@@ -35,9 +41,6 @@ def _run(opts: ObserveSettings, var: Path, warn: list[str] | None = None) -> Non
     sub(FileFailed("http://h/debian/pool/b.deb", "HTTP 404", 2, 404, final=True))
     sub(RunFailure("h/debian", "http://h/debian/pool/b.deb", "attempt 2: HTTP 404"))
     sub(RunFinished("run-1", 1, 1, 7, 1))
-    for handler in handlers:
-        logger.removeHandler(handler)
-        handler.close()
 
 
 def test_json_lines_parse_and_carry_fields(tmp_path: Path) -> None:
@@ -130,3 +133,48 @@ def test_per_repository_file_flushes_errors_at_once_and_the_rest_on_close(
         logger.removeHandler(handler)
         handler.close()
     assert log.read_text().count("downloaded") == 51
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_per_repository_lines_written_directly_match_the_logging_path(
+    tmp_path: Path, log_format: str
+) -> None:
+    """With the per-repository files as the only handler, lines skip the LogRecord; they
+    must read exactly as the ones formatted through logging (forced here by a filter)."""
+
+    def lines(var: Path, *, through_logging: bool) -> list[str]:
+        logger, handlers = build_logger(ObserveSettings(log_format=log_format), var, [].append)
+        if through_logging:
+            handlers[0].addFilter(lambda record: True)
+        sub = LogSubscriber(logger)
+        assert (sub._direct_route() is None) == through_logging
+        _run_events(sub)
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        text = (var / "h_debian.log").read_text()
+        if log_format == "json":  # the timestamps differ in their milliseconds
+            return [json.dumps({**json.loads(x), "timestamp": ""}) for x in text.splitlines()]
+        return [x.split(" ", 1)[1] for x in text.splitlines()]
+
+    direct = lines(tmp_path / "direct", through_logging=False)
+    assert direct == lines(tmp_path / "logging", through_logging=True)
+    assert len(direct) == 4 and any("bytes=7 attempt=2" in x or '"bytes": 7' in x for x in direct)
+
+
+def test_a_handler_added_later_turns_the_direct_route_off(tmp_path: Path) -> None:
+    logger, handlers = build_logger(ObserveSettings(), tmp_path, [].append)
+    sub = LogSubscriber(logger)
+    assert sub._direct_route() is handlers[0]
+    extra = logging.FileHandler(tmp_path / "extra.log")
+    logger.addHandler(extra)
+    try:
+        sub(RunStarted("run-1", SUITES))
+        sub(FileDone("http://h/debian/pool/a.deb", "/m/a.deb", 10, 7, "ab", 2))
+        assert sub._direct_route() is None
+    finally:
+        for handler in (*handlers, extra):
+            logger.removeHandler(handler)
+            handler.close()
+    assert "downloaded http://h/debian/pool/a.deb" in (tmp_path / "extra.log").read_text()
+    assert "downloaded http://h/debian/pool/a.deb" in (tmp_path / "h_debian.log").read_text()

@@ -46,16 +46,25 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line."""
 
     def format(self, record: logging.LogRecord) -> str:
+        return self.line(
+            record.created, record.levelname, getattr(record, "run_id", None),
+            getattr(record, "repository", None), record.getMessage(),
+            getattr(record, "fields", {}),
+        )  # fmt: skip
+
+    def line(
+        self, created: float, levelname: str, run_id: str | None, repository: str | None,
+        message: str, fields: dict[str, Any],
+    ) -> str:  # fmt: skip
+        """The line of a record with these attributes (also written without a record)."""
         doc: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"
-            ),
-            "level": record.levelname.lower(),
-            "message": record.getMessage(),
-            "run_id": getattr(record, "run_id", None),
-            "repository": getattr(record, "repository", None),
+            "timestamp": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+            "level": levelname.lower(),
+            "message": message,
+            "run_id": run_id,
+            "repository": repository,
         }
-        doc.update(getattr(record, "fields", {}))
+        doc.update(fields)
         return json.dumps(doc, ensure_ascii=False, sort_keys=False)
 
 
@@ -65,18 +74,26 @@ class TextFormatter(logging.Formatter):
     _stamp: tuple[int, str] = (-1, "")  # the last second formatted, and its text
 
     def format(self, record: logging.LogRecord) -> str:
+        return self.line(
+            record.created, record.levelname, getattr(record, "run_id", "-"),
+            getattr(record, "repository", None), record.getMessage(),
+            getattr(record, "fields", {}),
+        )  # fmt: skip
+
+    def line(
+        self, created: float, levelname: str, run_id: str | None, repository: str | None,
+        message: str, fields: dict[str, Any],
+    ) -> str:  # fmt: skip
+        """The line of a record with these attributes (also written without a record)."""
         second, when = self._stamp
-        if int(record.created) != second:  # a first mirror logs thousands of lines a second
-            second = int(record.created)
+        if int(created) != second:  # a first mirror logs thousands of lines a second
+            second = int(created)
             when = datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds")
             self._stamp = (second, when)
-        repo = getattr(record, "repository", None)
-        parts = [when, record.levelname, f"[{getattr(record, 'run_id', '-')}]"]
-        if repo:
-            parts.append(f"[{repo}]")
-        message = record.getMessage()
+        parts = [when, levelname, f"[{run_id}]"]
+        if repository:
+            parts.append(f"[{repository}]")
         parts.append(message)
-        fields = getattr(record, "fields", {})
         # the message already names the URL/path; the other fields follow as key=value
         parts.extend(f"{k}={v}" for k, v in fields.items() if str(v) not in message)
         return " ".join(parts)
@@ -135,6 +152,18 @@ class LazyFlushFileHandler(logging.FileHandler):
         self._urgent = True
         super().close()
 
+    def write_line(self, text: str, level: int) -> None:
+        """What :meth:`emit` does with a formatted record, for a line formatted already."""
+        self.acquire()
+        try:
+            if self.stream is None:
+                self.stream = self._open()
+            self.stream.write(text + self.terminator)
+            self._urgent = level >= logging.WARNING
+            self.flush()
+        finally:
+            self.release()
+
 
 class RepositoryFiles(logging.Handler):
     """Records naming a repository also go to ``var/<repository, / as _>.log``."""
@@ -143,19 +172,39 @@ class RepositoryFiles(logging.Handler):
         super().__init__()
         self.var_path = var_path
         self.setFormatter(fmt)
-        self._files: dict[str, logging.FileHandler] = {}
+        self._files: dict[str, LazyFlushFileHandler] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         repo = getattr(record, "repository", None)
-        if not repo:
-            return
+        if repo:
+            self._file(repo).emit(record)
+
+    def _file(self, repo: str) -> LazyFlushFileHandler:
         handler = self._files.get(repo)
         if handler is None:
             self.var_path.mkdir(parents=True, exist_ok=True)
             handler = LazyFlushFileHandler(self.var_path / log_name(repo), mode="w")
             handler.setFormatter(self.formatter or TextFormatter())
             self._files[repo] = handler
-        handler.emit(record)
+        return handler
+
+    def direct(self) -> bool:
+        """Whether :meth:`write` gives the same lines as the logging machinery: no filter
+        to consult, and a formatter of ours."""
+        return not self.filters and type(self.formatter) in (TextFormatter, JsonFormatter)
+
+    def write(
+        self, level: int, run_id: str, repository: str | None, message: str,
+        fields: dict[str, Any],
+    ) -> None:  # fmt: skip
+        """The line of a record with these attributes, written without making the record."""
+        if not repository or level < self.level:
+            return
+        fmt = self.formatter
+        assert isinstance(fmt, (TextFormatter, JsonFormatter))
+        levelname = logging.getLevelName(level)
+        line = fmt.line(time.time(), levelname, run_id, repository, message, fields)
+        self._file(repository).write_line(line, level)
 
     def close(self) -> None:
         for handler in self._files.values():
@@ -211,13 +260,35 @@ class LogSubscriber:
         self.tilde = tilde
         self.run_id = ""
         self.resolver = RepoResolver(())
+        self._handlers: tuple[logging.Handler, ...] | None = None  # when _direct was found
+        self._direct: RepositoryFiles | None = None
+
+    def _direct_route(self) -> RepositoryFiles | None:
+        """The per-repository files when they are the logger's only handler (the default):
+        lines then go to them without a LogRecord and the logging machinery — one line per
+        downloaded file took ≈ 8 µs that way, a third of the bookkeeping of a file."""
+        handlers = tuple(self.logger.handlers)
+        if handlers != self._handlers:
+            self._handlers = handlers
+            only = handlers[0] if len(handlers) == 1 else None
+            self._direct = None
+            if isinstance(only, RepositoryFiles) and only.direct() and not self.logger.filters:
+                self._direct = only
+        return self._direct
 
     def _log(self, level: int, message: str, repository: str | None = None, **fields: Any) -> None:
-        extra = {
-            "run_id": self.run_id,
-            "repository": repository,
-            "fields": {k: v for k, v in fields.items() if v is not None},
-        }
+        values = {k: v for k, v in fields.items() if v is not None}
+        direct = self._direct_route()
+        if direct is not None:
+            if self.logger.isEnabledFor(level):
+                try:
+                    direct.write(level, self.run_id, repository, message, values)
+                    return
+                except Exception:  # left to logging's own error handling
+                    pass
+            else:
+                return
+        extra = {"run_id": self.run_id, "repository": repository, "fields": values}
         self.logger.log(level, message, extra=extra)
 
     handles = frozenset(
