@@ -85,6 +85,18 @@ class _Run:
     sizes: dict[str, int] = field(default_factory=dict)
 
 
+def _published(var_sha256: bytes, roots: set[str]) -> dict[str, str]:
+    """path -> sha256 of the pool files of the published repositories, from the contents
+    of ``var/SHA256`` (``digest  path`` lines; the first line of a path counts)."""
+    prefixes = tuple(root + "/" for root in roots)
+    found: dict[str, str] = {}
+    for line in var_sha256.decode("utf-8", "surrogateescape").split("\n"):
+        digest, _, path = line.partition("  ")
+        if path.startswith(prefixes) and path[0] != "/":
+            found.setdefault(path, digest)
+    return found
+
+
 class StateRecorder:
     """``bus.subscribe(StateRecorder(db, ...))``."""
 
@@ -189,45 +201,25 @@ class StateRecorder:
         """Record the published pool files; when the list (``var/SHA256``) and the roots
         are the same as last time, only refresh when they were last seen (a no-op run);
         after a run before, write only what changed (an update)."""
-        digest = hashlib.sha256("\0".join(sorted(roots)).encode())
         try:
-            with (self.var_path / "SHA256").open("rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    digest.update(chunk)
+            data = (self.var_path / "SHA256").read_bytes()
         except OSError:
             return
+        digest = hashlib.sha256("\0".join(sorted(roots)).encode())
+        digest.update(data)
         fingerprint = digest.hexdigest()
         before = self.db.versions_state()
         if before is not None and before[0] == fingerprint:
             self.db.refresh_versions(fingerprint, seen)
-        elif before is not None:
+            return
+        published = _published(data, roots).items()
+        if before is not None:
             old = self.db.current_versions()
-            published = list(self._published(roots))
             now = set(published)
-            fresh = self._with_sizes((v for v in published if v not in old), sizes)
+            fresh = self._with_sizes(now - old, sizes)
             self.db.advance_versions(fingerprint, seen, old - now, fresh)
         else:
-            files = self._with_sizes(self._published(roots), sizes)
-            self.db.record_versions(files, seen, fingerprint)
-
-    def _published(self, roots: set[str]) -> Iterator[tuple[str, str]]:
-        """(path, sha256) of the pool files of the published repositories, from
-        ``var/SHA256``."""
-        try:
-            fh = (self.var_path / "SHA256").open(encoding="utf-8", errors="surrogateescape")
-        except OSError:
-            return
-        seen: set[str] = set()
-        prefixes = tuple(root + "/" for root in roots)
-        with fh:
-            for line in fh:
-                digest, _, path = line.rstrip("\n").partition("  ")
-                if not path or path in seen or path.split("/", 1)[0] == "":
-                    continue
-                if not path.startswith(prefixes):
-                    continue
-                seen.add(path)
-                yield path, digest
+            self.db.record_versions(self._with_sizes(published, sizes), seen, fingerprint)
 
     def _with_sizes(
         self, versions: Iterable[tuple[str, str]], downloaded: dict[str, int]
