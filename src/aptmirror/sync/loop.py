@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -34,10 +35,24 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas)
 
 
+# The cyclic garbage collector's thresholds during a run (Python's default: 700, 10, 10).
+# Planning makes tens of thousands of long-lived objects (the plan, the var/ lists), and
+# with the defaults every 700 allocations start a collection, and the full ones walk the
+# whole plan again and again. Measured on a 5 % update of 15,054 files (tmpfs, 10
+# interleaved runs each): 657 -> 635 ms and 666 -> 630 ms, CPU -26 ms; the first mirror and
+# a no-op unchanged. Cycles are still collected, every 20,000 allocations.
+GC_THRESHOLDS = (20_000, 50, 100)
+
+
 def run_loop(coro: Coroutine[Any, Any, T]) -> T:
     limit_malloc_arenas()
+    before = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.run(coro)
+        return uvloop.run(coro)
+    finally:
+        gc.set_threshold(*before)
