@@ -182,6 +182,24 @@ def test_sources_files_only() -> None:
     assert record.checksums == Checksums(3, (("MD5Sum", HMD5),))
 
 
+def test_sources_lists_in_any_order_and_a_name_listed_twice() -> None:
+    """Hashes come strongest first whatever the order of the fields in the stanza; a name
+    listed twice in one field keeps its last digest."""
+    data = (
+        f"Package: d\nDirectory: pool/d\nFiles:\n {HMD5} 4 d.dsc\n"
+        f"Checksums-Sha256:\n {'1' * 64} 4 d.dsc\n {H256} 4 d.dsc\n"
+        f"Checksums-Sha1:\n {H1} 4 d.dsc\n"
+    ).encode()
+    (record,) = iter_source_files([data])
+    assert record.checksums == Checksums(4, (("SHA256", H256), ("SHA1", H1), ("MD5Sum", HMD5)))
+
+
+def test_sources_invalid_size_names_the_file() -> None:
+    data = f"Package: x\nDirectory: p\nFiles:\n {HMD5} 1x x.dsc\n".encode()
+    with pytest.raises(FormatError, match=r"source 'x' Files 'x.dsc': invalid size '1x'"):
+        list(iter_source_files([data]))
+
+
 @pytest.mark.parametrize(
     ("stanza", "error", "message"),
     [

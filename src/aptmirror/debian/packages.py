@@ -19,7 +19,7 @@ from aptmirror.debian.deb822 import iter_fields
 from aptmirror.debian.paths import safe_relpath
 from aptmirror.errors import FormatError, UnsafePathError
 from aptmirror.frozen import frozen
-from aptmirror.model import HASH_NAMES, Checksums
+from aptmirror.model import Checksums
 
 __all__ = ["SOURCE_ARCH", "PoolFile", "iter_binary_files", "iter_source_files"]
 
@@ -182,26 +182,42 @@ _FileEntries = dict[str, tuple[int, list[tuple[str, str]]]]
 def _parse_file_list(
     value: str, field_name: str, hash_name: str, package: str, into: _FileEntries
 ) -> None:
-    """Merge one ``hash size name`` list into ``into`` (name -> (size, [(hash, digest)])."""
+    """Merge one ``hash size name`` list into ``into`` (name -> (size, [(hash, digest)]).
+
+    Fields come strongest first, so each list stays in :data:`HASH_NAMES` order; a name
+    listed twice in one field keeps its last digest.
+    """
     # Line 0 is the field's own line (normally empty), the entries follow from line 1.
-    for lineno, line in enumerate(value.split("\n")):
+    for line in value.split("\n"):
         parts = line.split()
         if not parts:
             continue
         if len(parts) != 3:
+            lineno = value.split("\n").index(line)
             raise FormatError(
                 f"source {package!r}: {field_name} line {lineno}: expected 'hash size name',"
                 f" got {line.strip()!r}"
             )
         digest, size_text, name = parts
-        size = _parse_size(size_text, f"source {package!r} {field_name}", name)
-        known_size, hashes = into.setdefault(name, (size, []))
+        if not (size_text.isascii() and size_text.isdigit()):
+            raise FormatError(
+                f"source {package!r} {field_name} {name!r}: invalid size {size_text!r}"
+            )
+        size = int(size_text)
+        entry = into.get(name)
+        if entry is None:
+            into[name] = (size, [(hash_name, digest.lower())])
+            continue
+        known_size, hashes = entry
         if known_size != size:
             raise FormatError(
                 f"source {package!r}: {name!r} has size {known_size} in one list"
                 f" and {size} in {field_name}"
             )
-        hashes.append((hash_name, digest.lower()))
+        if hashes[-1][0] == hash_name:
+            hashes[-1] = (hash_name, digest.lower())
+        else:
+            hashes.append((hash_name, digest.lower()))
 
 
 def iter_source_files(lines: Iterable[bytes]) -> Iterator[PoolFile]:
@@ -233,7 +249,7 @@ def iter_source_files(lines: Iterable[bytes]) -> Iterator[PoolFile]:
         for name, (size, hashes) in files.items():
             if "/" in name or name in (".", ".."):
                 raise UnsafePathError(name, f"not a plain file name (source {package!r})")
-            checksums = _new_checksums(size, _ordered_hashes(hashes))
+            checksums = _new_checksums(size, tuple(hashes))
             yield _new_pool_file(
                 safe_relpath(f"{directory}/{name}"),
                 checksums,
@@ -243,8 +259,3 @@ def iter_source_files(lines: Iterable[bytes]) -> Iterator[PoolFile]:
                 package,
                 section,
             )
-
-
-def _ordered_hashes(hashes: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    by_name = dict(hashes)
-    return tuple((name, by_name[name]) for name in HASH_NAMES if name in by_name)
