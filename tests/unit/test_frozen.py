@@ -63,3 +63,51 @@ def test_mypy_rejects_assignment_to_a_field(tmp_path: Path) -> None:
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert len(errors) == 1, out
     assert "sample.py:10:" in errors[0] and "read-only" in errors[0], out
+
+
+@frozen
+class Tagged:
+    name: str
+    meta: dict[str, int] = dataclasses.field(default_factory=dict, hash=False, compare=False)
+
+
+@frozen
+class Single:
+    only: str
+
+
+@frozen
+class Empty:
+    pass
+
+
+def test_same_behaviour_as_a_dataclass_with_eq_and_hash() -> None:
+    """The closures that replace the generated methods answer as those would."""
+    reference = dataclasses.dataclass(slots=True, unsafe_hash=True)
+
+    @reference
+    class RefPair:
+        n: int
+        s: str
+
+    def body(obj: object) -> str:  # the repr without the class name
+        return repr(obj).partition("(")[2]
+
+    assert body(Pair(1, "a")) == body(RefPair(1, "a")) == "n=1, s='a')"
+    assert repr(Pair(1, "a")) == "Pair(n=1, s='a')"
+    assert (Pair(1, "a") == Pair(1, "a"), Pair(1, "a") == Pair(2, "a")) == (
+        RefPair(1, "a") == RefPair(1, "a"),
+        RefPair(1, "a") == RefPair(2, "a"),
+    )
+    assert repr(Single("a")) == "Single(only='a')" and repr(Empty()) == "Empty()"
+    assert Single("a") == Single("a") != Single("b")
+    assert hash(Single("a")) == hash(Single("a")) and hash(Empty()) == hash(Empty())
+    assert Empty() == Empty() and Pair(1, "a") != (1, "a")
+    assert Pair(1, "a").__eq__((1, "a")) is NotImplemented
+    assert Single.__match_args__ == ("only",) and Point.__doc__
+
+
+def test_a_field_left_out_of_hash_and_eq_is_honoured() -> None:
+    a, b = Tagged("x", {"n": 1}), Tagged("x", {"n": 2})
+    assert a == b and hash(a) == hash(b)  # meta is neither compared nor hashed
+    assert Tagged("x").meta == {} and Tagged("x").meta is not Tagged("x").meta
