@@ -9,7 +9,6 @@ configuration or usage (nothing touched); 3 another run holds the lock.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -30,6 +29,8 @@ from aptmirror.sync.loop import run_loop
 from aptmirror.sync.run import RunSummary, run_mirror
 
 if TYPE_CHECKING:  # the subcommands' modules are imported when they run
+    import argparse
+
     from aptmirror.audit.verify import VerifyReport
 
 DEFAULT_CONFIG = "/etc/apt/mirror.list"
@@ -37,6 +38,8 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse  # not for the plain ``apt-mirror [configfile]``: 5 ms of every run
+
     p = argparse.ArgumentParser(
         prog="apt-mirror",
         description="Mirror apt repositories listed in mirror.list: verified, atomic, resumable.",
@@ -104,6 +107,8 @@ def run(config: Config) -> int:
 
 
 def _verify_parser() -> argparse.ArgumentParser:
+    import argparse
+
     p = argparse.ArgumentParser(
         prog="apt-mirror verify",
         description="Re-check the published mirror against its own signed Release files: "
@@ -175,6 +180,8 @@ def _verify_main(argv: Sequence[str]) -> int:
 
 
 def _health_parser() -> argparse.ArgumentParser:
+    import argparse
+
     p = argparse.ArgumentParser(
         prog="apt-mirror health",
         description="Per configured repository and suite: last successful update and its age, "
@@ -218,11 +225,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in COMMANDS:
         return COMMANDS[argv[0]](argv[1:])
-    args = _parser().parse_args(argv)
-    config = _load(args.configfile)
+    config = _load(_config_argument(argv))
     if config is None:
         return EXIT_CONFIG
     return _guarded(lambda: run(config))
+
+
+def _config_argument(argv: list[str]) -> str:
+    """The configuration file of ``apt-mirror [configfile]``. The Perl tool's two forms are
+    read directly; anything else (an option, more arguments) goes through argparse, which
+    answers ``--help``/``--version`` and rejects the rest as it always did."""
+    if not argv:
+        return DEFAULT_CONFIG
+    if len(argv) == 1 and not argv[0].startswith("-"):
+        return argv[0]
+    configfile: str = _parser().parse_args(argv).configfile
+    return configfile
 
 
 def _guarded(action: Callable[[], int]) -> int:

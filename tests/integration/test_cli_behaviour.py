@@ -183,6 +183,29 @@ def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert list(tmp_path.iterdir()) == []
 
 
+def test_extra_arguments_and_options_still_go_through_argparse(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``apt-mirror [configfile]`` is read without argparse; anything else is checked by it."""
+    for argv in (["a.list", "b.list"], ["--bogus"], ["-x", "a.list"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2, argv
+        assert "usage: apt-mirror" in capsys.readouterr().err
+
+
+def test_the_plain_command_does_not_import_argparse(tmp_path: Path) -> None:
+    code = (
+        "import sys; from aptmirror.cli import main; "
+        f"status = main([{str(tmp_path / 'missing.list')!r}]); "
+        "print(status, 'argparse' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.stdout.split() == ["2", "False"], proc.stdout + proc.stderr
+
+
 # --------------------------------------------------------------------------- configuration errors
 
 
