@@ -42,12 +42,15 @@ JOURNAL_MISSING = (
 )
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
+class LineFormatter(logging.Formatter):
+    """A formatter whose line is a function of the record's attributes: :meth:`line` also
+    writes one without a record (see :meth:`RepositoryFiles.write`)."""
+
+    no_run_id: str | None = None  # what a record without ``run_id`` shows
 
     def format(self, record: logging.LogRecord) -> str:
         return self.line(
-            record.created, record.levelname, getattr(record, "run_id", None),
+            record.created, record.levelname, getattr(record, "run_id", self.no_run_id),
             getattr(record, "repository", None), record.getMessage(),
             getattr(record, "fields", {}),
         )  # fmt: skip
@@ -56,7 +59,16 @@ class JsonFormatter(logging.Formatter):
         self, created: float, levelname: str, run_id: str | None, repository: str | None,
         message: str, fields: dict[str, Any],
     ) -> str:  # fmt: skip
-        """The line of a record with these attributes (also written without a record)."""
+        raise NotImplementedError
+
+
+class JsonFormatter(LineFormatter):
+    """One JSON object per line."""
+
+    def line(
+        self, created: float, levelname: str, run_id: str | None, repository: str | None,
+        message: str, fields: dict[str, Any],
+    ) -> str:  # fmt: skip
         doc: dict[str, Any] = {
             "timestamp": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
             "level": levelname.lower(),
@@ -68,23 +80,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False, sort_keys=False)
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(LineFormatter):
     """``2026-01-02T03:04:05+00:00 INFO [run] [repository] message key=value...``."""
 
+    no_run_id = "-"
     _stamp: tuple[int, str] = (-1, "")  # the last second formatted, and its text
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self.line(
-            record.created, record.levelname, getattr(record, "run_id", "-"),
-            getattr(record, "repository", None), record.getMessage(),
-            getattr(record, "fields", {}),
-        )  # fmt: skip
 
     def line(
         self, created: float, levelname: str, run_id: str | None, repository: str | None,
         message: str, fields: dict[str, Any],
     ) -> str:  # fmt: skip
-        """The line of a record with these attributes (also written without a record)."""
         second, when = self._stamp
         if int(created) != second:  # a first mirror logs thousands of lines a second
             second = int(created)
@@ -191,7 +196,7 @@ class RepositoryFiles(logging.Handler):
     def direct(self) -> bool:
         """Whether :meth:`write` gives the same lines as the logging machinery: no filter
         to consult, and a formatter of ours."""
-        return not self.filters and type(self.formatter) in (TextFormatter, JsonFormatter)
+        return not self.filters and isinstance(self.formatter, LineFormatter)
 
     def write(
         self, level: int, run_id: str, repository: str | None, message: str,
@@ -201,7 +206,7 @@ class RepositoryFiles(logging.Handler):
         if not repository or level < self.level:
             return
         fmt = self.formatter
-        assert isinstance(fmt, (TextFormatter, JsonFormatter))
+        assert isinstance(fmt, LineFormatter)
         levelname = logging.getLevelName(level)
         line = fmt.line(time.time(), levelname, run_id, repository, message, fields)
         self._file(repository).write_line(line, level)
