@@ -168,13 +168,24 @@ def test_a_handler_added_later_turns_the_direct_route_off(tmp_path: Path) -> Non
     assert sub._direct_route() is handlers[0]
     extra = logging.FileHandler(tmp_path / "extra.log")
     logger.addHandler(extra)
+
+    def skip(record: logging.LogRecord) -> bool:
+        return "skip" not in record.getMessage()
+
     try:
         sub(RunStarted("run-1", SUITES))
         sub(FileDone("http://h/debian/pool/a.deb", "/m/a.deb", 10, 7, "ab", 2))
         assert sub._direct_route() is None
+        logger.removeHandler(extra)
+        assert sub._direct_route() is handlers[0]
+        logger.addFilter(skip)
+        assert sub._direct_route() is None  # a filter added later is honoured
+        sub(FileDone("http://h/debian/pool/skip.deb", "/m/skip.deb", 10, 7, "ab", 2))
     finally:
+        logger.removeFilter(skip)
         for handler in (*handlers, extra):
             logger.removeHandler(handler)
             handler.close()
     assert "downloaded http://h/debian/pool/a.deb" in (tmp_path / "extra.log").read_text()
-    assert "downloaded http://h/debian/pool/a.deb" in (tmp_path / "h_debian.log").read_text()
+    repo_log = (tmp_path / "h_debian.log").read_text()
+    assert "downloaded http://h/debian/pool/a.deb" in repo_log and "skip.deb" not in repo_log
