@@ -189,3 +189,19 @@ def test_a_handler_added_later_turns_the_direct_route_off(tmp_path: Path) -> Non
     assert "downloaded http://h/debian/pool/a.deb" in (tmp_path / "extra.log").read_text()
     repo_log = (tmp_path / "h_debian.log").read_text()
     assert "downloaded http://h/debian/pool/a.deb" in repo_log and "skip.deb" not in repo_log
+
+
+def test_a_line_after_the_run_closed_its_files_does_not_empty_them(tmp_path: Path) -> None:
+    logger, handlers = build_logger(ObserveSettings(), tmp_path, [].append)
+    sub = LogSubscriber(logger)
+    sub(RunStarted("run-1", SUITES))
+    sub(FileDone("http://h/debian/pool/a.deb", "/m/a.deb", 10, 7, "ab", 2))
+    for handler in handlers:
+        handler.close()  # the run's end; the handler is still attached
+    try:
+        sub(FileDone("http://h/debian/pool/late.deb", "/m/late.deb", 10, 7, "ab", 2))
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+    text = (tmp_path / "h_debian.log").read_text()
+    assert "pool/a.deb" in text and "late.deb" not in text

@@ -144,8 +144,10 @@ class LazyFlushFileHandler(logging.FileHandler):
         self._urgent = False
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._urgent = record.levelno >= logging.WARNING
-        super().emit(record)
+        try:
+            self.write_line(self.format(record), record.levelno)
+        except Exception:
+            self.handleError(record)
 
     def flush(self) -> None:
         now = time.monotonic()
@@ -158,10 +160,14 @@ class LazyFlushFileHandler(logging.FileHandler):
         super().close()
 
     def write_line(self, text: str, level: int) -> None:
-        """What :meth:`emit` does with a formatted record, for a line formatted already."""
+        """Write one formatted line: :meth:`emit`'s way, and the per-repository files' way
+        without a LogRecord."""
         self.acquire()
         try:
             if self.stream is None:
+                # as logging.FileHandler: once closed, a "w" file is not opened (emptied) again
+                if self.mode == "w" and getattr(self, "_closed", False):
+                    return
                 self.stream = self._open()
             self.stream.write(text + self.terminator)
             self._urgent = level >= logging.WARNING
