@@ -77,9 +77,13 @@ _SOURCE_FIELDS = frozenset(
 )
 
 
+def _size_error(value: str, kind: str, name: str) -> FormatError:
+    return FormatError(f"{kind} {name!r}: invalid size {value!r}")
+
+
 def _parse_size(value: str, kind: str, name: str) -> int:
     if not (value.isascii() and value.isdigit()):
-        raise FormatError(f"{kind} {name!r}: invalid size {value!r}")
+        raise _size_error(value, kind, name)
     return int(value)
 
 
@@ -199,10 +203,8 @@ def _parse_file_list(
                 f" got {line.strip()!r}"
             )
         digest, size_text, name = parts
-        if not (size_text.isascii() and size_text.isdigit()):
-            raise FormatError(
-                f"source {package!r} {field_name} {name!r}: invalid size {size_text!r}"
-            )
+        if not (size_text.isascii() and size_text.isdigit()):  # _parse_size, inlined
+            raise _size_error(size_text, f"source {package!r} {field_name}", name)
         size = int(size_text)
         entry = into.get(name)
         if entry is None:

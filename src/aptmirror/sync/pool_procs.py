@@ -70,6 +70,11 @@ def process_count(setting: int, files: int, cpus: int | None = None) -> int:
         return min(setting, files)
     if files < AUTO_MIN_FILES:
         return 1
+    return _auto_count(cpus)
+
+
+def _auto_count(cpus: int | None) -> int:
+    """``pool_processes`` auto: one process per core, at most 4."""
     return max(1, min(4, cpus if cpus is not None else cpu_count()))
 
 
@@ -88,7 +93,7 @@ def streaming_process_count(setting: int, index_bytes: int, cpus: int | None = N
         return 1
     if setting > 0:
         return setting
-    return max(1, min(4, cpus if cpus is not None else cpu_count()))
+    return _auto_count(cpus)
 
 
 def share_of(s: Settings, processes: int) -> Settings:
