@@ -146,6 +146,18 @@ def test_resolver_maps_upstream_urls_into_the_merged_tree() -> None:
     assert resolver.resolve("http://a/d/pool/../dists/stable/x") is None  # not in the tree
 
 
+def test_resolver_answers_alike_after_its_directory_cache_is_full() -> None:
+    """A pool has a directory per source package: the resolver's cache of directories is
+    bounded, and answers stay the same when it starts afresh."""
+    resolver = RepoResolver([("h/debian", "sid")], sources=[("http://h/debian", "h/debian", "sid")])
+    for i in range(10_000):
+        url = f"http://h/debian/pool/main/p/pkg{i}/pkg{i}_1_all.deb"
+        assert resolver.resolve(url) == ("h/debian", "sid")
+        assert resolver.resolve(f"http://other/pool/p{i}/x.deb") is None
+    assert len(resolver._by_dir) <= 4096
+    assert resolver.resolve("http://h/debian/dists/sid/InRelease") == ("h/debian", "sid")
+
+
 def test_a_repository_inside_another_resolves_to_the_inner_one() -> None:
     resolver = RepoResolver(
         [("h/debian", "sid"), ("inner", "stable")],

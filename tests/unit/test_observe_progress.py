@@ -65,6 +65,23 @@ def test_tracker_counts_speed_and_eta() -> None:
     assert tracker.current().bytes_done == 0  # type: ignore[union-attr]  # re-sent on retry
 
 
+def test_tracker_speed_samples_stay_bounded_with_many_small_transfers() -> None:
+    """Thousands of progress reports a second (a pool of tiny files) are merged into one
+    speed sample per 0.1 s: the window holds ~100 samples, and the speed is unchanged."""
+    clock = Clock()
+    tracker = RunTracker(clock=clock)
+    _archive(tracker, clock)  # 4 MiB over 4 s
+    for _ in range(50_000):  # 5 s of 10,000 reports a second, 1 KiB each
+        clock.now += 0.0001
+        tracker(FileProgress("http://h/debian/pool/small.deb", 1024))
+    assert len(tracker._samples) <= 101
+    view = tracker.current()
+    assert view is not None
+    assert view.bytes_done == 4 * MIB + 50_000 * 1024
+    # the window holds everything, from the first sample (at 1 s) to now (9 s)
+    assert abs(view.speed - (4 * MIB + 50_000 * 1024) / 8) < 0.01 * view.speed
+
+
 def test_plain_progress_lines_have_no_control_characters() -> None:
     clock = Clock()
     tracker = RunTracker(clock=clock)

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from aptmirror.config.urls import sanitize_uri
 from aptmirror.errors import ConfigError
 
+_DIR_CACHE = 4096  # directories remembered by RepoResolver.resolve (then forgotten at once)
+
 
 class RepoResolver:
     def __init__(
@@ -57,6 +59,8 @@ class RepoResolver:
         try:
             return self._by_dir[directory]
         except KeyError:
+            if len(self._by_dir) >= _DIR_CACHE:  # a pool has a directory per source package
+                self._by_dir.clear()
             found = self._by_dir[directory] = self._resolve(url)
             return found
 

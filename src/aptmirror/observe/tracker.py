@@ -30,6 +30,9 @@ from aptmirror.observe.events import (
 )
 
 SPEED_WINDOW = 10.0  # seconds the current speed is averaged over
+# progress within this many seconds is one sample: the window holds at most ~100 of them,
+# however many transfers report (a run of tiny files reports tens of thousands a second)
+SAMPLE_STEP = 0.1
 
 
 @dataclass(slots=True)
@@ -111,9 +114,13 @@ class RunTracker:
             if stage is not None:
                 stage.bytes_done += event.bytes
             now = self.clock()
-            self._samples.append((now, event.bytes))
-            while self._samples and self._samples[0][0] < now - SPEED_WINDOW:
-                self._samples.popleft()
+            samples = self._samples
+            if samples and now - samples[-1][0] < SAMPLE_STEP:
+                samples[-1] = (samples[-1][0], samples[-1][1] + event.bytes)
+            else:
+                samples.append((now, event.bytes))
+                while samples[0][0] < now - SPEED_WINDOW:
+                    samples.popleft()
         elif isinstance(event, FileStarted):
             self._active[event.url] = Transfer(event.url, event.size)
         elif isinstance(event, FileDone):

@@ -85,15 +85,26 @@ class _Run:
     sizes: dict[str, int] = field(default_factory=dict)
 
 
-def _published(var_sha256: bytes, roots: set[str]) -> dict[str, str]:
-    """path -> sha256 of the pool files of the published repositories, from the contents
-    of ``var/SHA256`` (``digest  path`` lines; the first line of a path counts)."""
+def _fingerprint(var_sha256: Path, roots: set[str]) -> str:
+    """What the recorded set depends on: the roots and ``var/SHA256``, read in pieces (it
+    is a line per pool file: tens of MB for a whole Debian mirror)."""
+    digest = hashlib.sha256("\0".join(sorted(roots)).encode())
+    with open(var_sha256, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _published(var_sha256: Path, roots: set[str]) -> dict[str, str]:
+    """path -> sha256 of the pool files of the published repositories, from ``var/SHA256``
+    (``digest  path`` lines; the first line of a path counts), read line by line."""
     prefixes = tuple(root + "/" for root in roots)
     found: dict[str, str] = {}
-    for line in var_sha256.decode("utf-8", "surrogateescape").split("\n"):
-        digest, _, path = line.partition("  ")
-        if path.startswith(prefixes) and path[0] != "/":
-            found.setdefault(path, digest)
+    with open(var_sha256, encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
+        for line in fh:
+            digest, _, path = line.rstrip("\n").partition("  ")
+            if path.startswith(prefixes) and path[0] != "/":
+                found.setdefault(path, digest)
     return found
 
 
@@ -201,18 +212,19 @@ class StateRecorder:
         """Record the published pool files; when the list (``var/SHA256``) and the roots
         are the same as last time, only refresh when they were last seen (a no-op run);
         after a run before, write only what changed (an update)."""
+        listing = self.var_path / "SHA256"
         try:
-            data = (self.var_path / "SHA256").read_bytes()
+            fingerprint = _fingerprint(listing, roots)
         except OSError:
             return
-        digest = hashlib.sha256("\0".join(sorted(roots)).encode())
-        digest.update(data)
-        fingerprint = digest.hexdigest()
         before = self.db.versions_state()
         if before is not None and before[0] == fingerprint:
             self.db.refresh_versions(fingerprint, seen)
             return
-        published = _published(data, roots).items()
+        try:
+            published = _published(listing, roots).items()
+        except OSError:
+            return
         if before is not None:
             old = self.db.current_versions()
             now = set(published)
