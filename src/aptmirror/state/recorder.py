@@ -212,6 +212,8 @@ class StateRecorder:
         """Record the published pool files; when the list (``var/SHA256``) and the roots
         are the same as last time, only refresh when they were last seen (a no-op run);
         after a run before, write only what changed (an update)."""
+        # read twice when the set changed (hashed, then parsed): a no-op run stops after the
+        # hash, and neither pass holds the whole listing in memory
         listing = self.var_path / "SHA256"
         try:
             fingerprint = _fingerprint(listing, roots)
