@@ -363,3 +363,54 @@ def test_a_run_with_workers_started_before_planning(
     sc.update()
     assert sc.run().code == 0
     assert_published(sc)
+
+
+def _crew_starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record, at each WorkerCrew start, the last stage event seen before it."""
+    stages: list[str] = ["-"]
+    starts: list[str] = []
+    real_start = WorkerCrew.start
+
+    def start(self: WorkerCrew) -> None:
+        starts.append(stages[-1])
+        real_start(self)
+
+    real_emit = EventBus.emit
+
+    def emit(self: EventBus, event: Event) -> None:
+        if isinstance(event, StageStarted | StageFinished):
+            stages.append(f"{type(event).__name__} {event.stage}")
+        real_emit(self, event)
+
+    monkeypatch.setattr(WorkerCrew, "start", start)
+    monkeypatch.setattr(EventBus, "emit", emit)
+    return starts
+
+
+def test_workers_start_before_the_index_stage_when_big_indexes_changed(
+    procs: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changed indexes big enough (here: any) start the workers as the index stage starts
+    (their start-up overlaps the index downloads); a no-op run starts none; a run whose
+    index stage fails leaves no worker behind."""
+    sc = procs
+    monkeypatch.setattr(pool_procs, "STREAM_MIN_INDEX_BYTES", 1)
+    starts = _crew_starts(monkeypatch)
+    res = sc.run()
+    assert res.code == 0, res.output
+    assert starts == ["StageFinished release"]
+    _mirrored_once(sc)
+    assert _workers_of(os.getpid()) == []
+
+    starts.clear()
+    assert sc.run().code == 0  # nothing changed: no process started
+    assert starts == []
+
+    sc.update()
+    sc.up.add_fault("/dists/*/main/binary-amd64/*", Fault("status", status=404))
+    before = tree_state(sc.published)
+    res = sc.run()
+    assert res.code != 0
+    assert starts == ["StageFinished release"]  # started, then stopped unused
+    assert_unchanged(sc, before)
+    assert _workers_of(os.getpid()) == []

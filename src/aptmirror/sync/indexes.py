@@ -78,6 +78,32 @@ def select_for(sv: VerifiedRelease, ctx: RunContext) -> list[IndexFile]:
     )
 
 
+def bytes_to_plan(ctx: RunContext, sv: VerifiedRelease) -> int:
+    """About how many bytes of ``Packages``/``Sources`` planning will read for the suite
+    because they changed, before any is fetched: from the Release's sizes (a compressed
+    variant counts 5 times its size when the plain one is not listed), counting only the
+    indexes of which no variant is in skel with its listed size (an unchanged suite: 0)."""
+    suite_skel = ctx.skel / ctx.suite_rel(sv.job)
+    groups: dict[str, list[IndexFile]] = {}
+    for item in select_for(sv, ctx):
+        if item.kind in PARSEABLE_KINDS:
+            groups.setdefault(split_compression(item.path)[0], []).append(item)
+    total = 0
+    for variants in groups.values():
+        if any(_has_size(suite_skel / v.path, v.checksums.size) for v in variants):
+            continue
+        plain = [v.checksums.size for v in variants if split_compression(v.path)[1] == ""]
+        total += plain[0] if plain else 5 * min(v.checksums.size for v in variants)
+    return total
+
+
+def _has_size(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
+
+
 async def _fetch_one(
     ctx: RunContext, sv: VerifiedRelease, item: IndexFile, dest: Path, why: list[str]
 ) -> bool:

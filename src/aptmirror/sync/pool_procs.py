@@ -46,7 +46,10 @@ from aptmirror.sync.pool_worker import (
 WORKER_COMMAND = (
     sys.executable,
     "-c",
-    "import sys; from aptmirror.sync.pool_worker import main; sys.exit(main())",
+    # os._exit: the last report is flushed by then, and an interpreter's shutdown (15 ms)
+    # would hold up the archive stage, which ends when every worker's pipe is closed
+    "import os, sys; from aptmirror.sync.pool_worker import main; code = main();"
+    " sys.stdout.flush(); sys.stderr.flush(); os._exit(code)",
 )
 
 
