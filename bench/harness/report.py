@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -139,21 +140,41 @@ def _rounds_note(meta: dict[str, Any]) -> list[str]:
     ]
 
 
+def _round_ratios(runs: list[dict[str, Any]], scenario: str) -> list[float]:
+    """aptmirror's wall time over the Perl tool's, round by round (rounds both ran)."""
+    ours = {r.get("round", 1): r["wall"] for r in _rounds(runs, "aptmirror", scenario)}
+    perl = {r.get("round", 1): r["wall"] for r in _rounds(runs, "perl", scenario)}
+    return [ours[k] / perl[k] for k in sorted(ours) if perl.get(k)]
+
+
 def _targets(runs: list[dict[str, Any]]) -> list[str]:
-    lines = ["Issue 3 targets (aptmirror vs the Perl apt-mirror, median runs):", ""]
+    lines = [
+        "Issue 3 targets (aptmirror vs the Perl apt-mirror). With several rounds a target is "
+        "met only if both the ratio of the median runs and the median of the rounds' own "
+        "ratios are: a tool disturbed in some rounds moves the first, not the second.",
+        "",
+    ]
     for sc, limit in TARGETS.items():
         ours, perl = _find(runs, "aptmirror", sc), _find(runs, "perl", sc)
         if ours is None or perl is None:
             continue
         ratio = ours["wall"] / perl["wall"] if perl["wall"] else float("inf")
         ok = ratio <= limit and ours["exit_code"] == 0
+        per_round = _round_ratios(runs, sc)
+        if len(per_round) > 1:
+            middle = statistics.median(per_round)
+            ok = ok and middle <= limit
+            each = " / ".join(f"{x:.2f}" for x in per_round)
+            ratio_text = f"{ratio:.2f} (median runs), {middle:.2f} (median round: {each})"
+        else:
+            ratio_text = f"{ratio:.2f}"
         extra = "" if ours["exit_code"] == 0 else f", but aptmirror exited {ours['exit_code']}"
         if sc == "noop":
             ok = ok and ours["pool_requests"] == 0
             extra += f", {ours['pool_requests']} pool-file requests (target 0)"
         mark = "met" if ok else "**not met**"
         lines.append(
-            f"- {SCENARIO_LABELS[sc]}: wall ratio {ratio:.2f} (target ≤ {limit}){extra}: {mark}"
+            f"- {SCENARIO_LABELS[sc]}: wall ratio {ratio_text} (target ≤ {limit}){extra}: {mark}"
         )
     ours_runs = [r for r in runs if r["tool"] == "aptmirror"]
     if ours_runs:
