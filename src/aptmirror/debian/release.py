@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 
+from aptmirror.dates import parse_date
 from aptmirror.debian.deb822 import fold_value
 from aptmirror.debian.paths import safe_relpath
 from aptmirror.errors import FormatError
@@ -280,7 +280,7 @@ def _parse_date(value: str | None, name: str) -> datetime | None:
     if value is None or not value.strip():
         return None
     try:
-        parsed = parsedate_to_datetime(value)
+        parsed = parse_date(value)
     except (TypeError, ValueError, IndexError) as exc:
         raise FormatError(f"Release {name}: invalid date {value!r}") from exc
     if parsed.tzinfo is None:

@@ -8,13 +8,13 @@ strongest hash match. No network code here: :mod:`aptmirror.fetch.fetcher` drive
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import functools
 import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from aptmirror.dates import parse_date
 from aptmirror.errors import FetchError, VerificationError
 from aptmirror.model import HASHLIB_NAMES, Checksums
 from aptmirror.storage.atomic import PARTIAL_SUFFIX
@@ -55,7 +55,7 @@ def discard(tmp: str) -> None:
 @functools.lru_cache(maxsize=1024)  # files of one upload share their Last-Modified
 def _timestamp(last_modified: str) -> float | None:
     try:
-        return email.utils.parsedate_to_datetime(last_modified).timestamp()
+        return parse_date(last_modified).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
 

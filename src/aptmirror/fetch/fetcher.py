@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import email.utils
 import json
 import os
 import random
@@ -46,6 +45,7 @@ from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import urlsplit, urlunsplit
 
+from aptmirror.dates import parse_date
 from aptmirror.errors import FetchError, HTTPStatusError, VerificationError
 from aptmirror.fetch.body import (
     BodyWriter,
@@ -153,7 +153,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if text.isdigit():
         return float(text)
     try:
-        when = email.utils.parsedate_to_datetime(text).timestamp()
+        when = parse_date(text).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return max(0.0, when - (time.time() if now is None else now))
