@@ -27,6 +27,8 @@ from aptmirror.sync.release import VerifiedRelease
 
 NOT_FOUND = ": not found upstream"
 PARSEABLE_KINDS = ("packages", "sources")
+# about how much bigger an index is once decompressed (to weigh one only known compressed)
+PACKED_RATIO = 5
 
 
 @dataclass(slots=True)
@@ -81,20 +83,27 @@ def select_for(sv: VerifiedRelease, ctx: RunContext) -> list[IndexFile]:
 def bytes_to_plan(ctx: RunContext, sv: VerifiedRelease) -> int:
     """About how many bytes of ``Packages``/``Sources`` planning will read for the suite
     because they changed, before any is fetched: from the Release's sizes (a compressed
-    variant counts 5 times its size when the plain one is not listed), counting only the
-    indexes of which no variant is in skel with its listed size (an unchanged suite: 0)."""
+    variant counts ``PACKED_RATIO`` times its size when the plain one is not listed),
+    counting only the indexes of which no variant is in skel with its listed size (an
+    unchanged suite: 0)."""
     suite_skel = ctx.skel / ctx.suite_rel(sv.job)
-    groups: dict[str, list[IndexFile]] = {}
-    for item in select_for(sv, ctx):
-        if item.kind in PARSEABLE_KINDS:
-            groups.setdefault(split_compression(item.path)[0], []).append(item)
     total = 0
-    for variants in groups.values():
-        if any(_has_size(suite_skel / v.path, v.checksums.size) for v in variants):
+    for variants in _variants(select_for(sv, ctx)).values():
+        if variants[0].kind not in PARSEABLE_KINDS or any(
+            _has_size(suite_skel / v.path, v.checksums.size) for v in variants
+        ):
             continue
         plain = [v.checksums.size for v in variants if split_compression(v.path)[1] == ""]
-        total += plain[0] if plain else 5 * min(v.checksums.size for v in variants)
+        total += plain[0] if plain else PACKED_RATIO * min(v.checksums.size for v in variants)
     return total
+
+
+def _variants(items: list[IndexFile]) -> dict[str, list[IndexFile]]:
+    """The compression variants of each index, by its name without compression."""
+    groups: dict[str, list[IndexFile]] = {}
+    for item in items:
+        groups.setdefault(split_compression(item.path)[0], []).append(item)
+    return groups
 
 
 def _has_size(path: Path, size: int) -> bool:
@@ -196,9 +205,7 @@ async def fetch_indexes(ctx: RunContext, sv: VerifiedRelease) -> SuiteIndexes:
     """Fetch and verify the suite's indexes into skel; failures are recorded in ``ctx``."""
     suite_skel = ctx.skel / ctx.suite_rel(sv.job)
     out = SuiteIndexes(sv, dict(sv.files))
-    groups: dict[str, list[IndexFile]] = {}
-    for item in select_for(sv, ctx):
-        groups.setdefault(split_compression(item.path)[0], []).append(item)
+    groups = _variants(select_for(sv, ctx))
     whys: list[list[str]] = [[] for _ in groups]
     fetched = await asyncio.gather(
         *(

@@ -40,7 +40,13 @@ from aptmirror.storage.varfiles import VarFiles
 from aptmirror.sync import plancache
 from aptmirror.sync.cleaning import run_clean
 from aptmirror.sync.context import RunContext
-from aptmirror.sync.indexes import SuiteIndexes, bytes_to_plan, fetch_indexes, select_for
+from aptmirror.sync.indexes import (
+    PACKED_RATIO,
+    SuiteIndexes,
+    bytes_to_plan,
+    fetch_indexes,
+    select_for,
+)
 from aptmirror.sync.jobs import RepoJob, group_jobs
 from aptmirror.sync.pool import (
     PoolDownloads,
@@ -207,12 +213,12 @@ async def _plan(
 
 
 def _index_bytes(path: Path) -> int:
-    """About how many bytes an index has once decompressed (compressed ones: 5 times)."""
+    """About how many bytes an index has once decompressed (compressed: PACKED_RATIO times)."""
     try:
         size = path.stat().st_size
     except OSError:
         return 0
-    return size if split_compression(path.name)[1] == "" else 5 * size
+    return size if split_compression(path.name)[1] == "" else PACKED_RATIO * size
 
 
 def _marks(idx: SuiteIndexes) -> str:
