@@ -16,7 +16,12 @@ from pathlib import Path
 
 from aptmirror.debian.compression import decompressor_for
 from aptmirror.debian.paths import by_hash_path, split_compression
-from aptmirror.debian.selection import IndexFile, select_flat_indexes, select_indexes
+from aptmirror.debian.selection import (
+    IndexFile,
+    group_variants,
+    select_flat_indexes,
+    select_indexes,
+)
 from aptmirror.errors import FetchError, FormatError
 from aptmirror.fetch.body import file_digest, partial_path, read_chunks
 from aptmirror.fetch.fetcher import FetchRequest, Outcome
@@ -88,7 +93,7 @@ def bytes_to_plan(ctx: RunContext, sv: VerifiedRelease) -> int:
     unchanged suite: 0)."""
     suite_skel = ctx.skel / ctx.suite_rel(sv.job)
     total = 0
-    for variants in _variants(select_for(sv, ctx)).values():
+    for variants in group_variants(select_for(sv, ctx)).values():
         if variants[0].kind not in PARSEABLE_KINDS or any(
             _has_size(suite_skel / v.path, v.checksums.size) for v in variants
         ):
@@ -96,14 +101,6 @@ def bytes_to_plan(ctx: RunContext, sv: VerifiedRelease) -> int:
         plain = [v.checksums.size for v in variants if split_compression(v.path)[1] == ""]
         total += plain[0] if plain else PACKED_RATIO * min(v.checksums.size for v in variants)
     return total
-
-
-def _variants(items: list[IndexFile]) -> dict[str, list[IndexFile]]:
-    """The compression variants of each index, by its name without compression."""
-    groups: dict[str, list[IndexFile]] = {}
-    for item in items:
-        groups.setdefault(split_compression(item.path)[0], []).append(item)
-    return groups
 
 
 def _has_size(path: Path, size: int) -> bool:
@@ -205,7 +202,7 @@ async def fetch_indexes(ctx: RunContext, sv: VerifiedRelease) -> SuiteIndexes:
     """Fetch and verify the suite's indexes into skel; failures are recorded in ``ctx``."""
     suite_skel = ctx.skel / ctx.suite_rel(sv.job)
     out = SuiteIndexes(sv, dict(sv.files))
-    groups = _variants(select_for(sv, ctx))
+    groups = group_variants(select_for(sv, ctx))
     whys: list[list[str]] = [[] for _ in groups]
     fetched = await asyncio.gather(
         *(
