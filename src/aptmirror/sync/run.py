@@ -132,23 +132,21 @@ async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
     verified = [v for v in releases if v is not None]
     n_index = sum(len(select_for(v, ctx)) for v in verified)
     early = _early_downloads(ctx, verified)
-    try:
+    plan = PoolPlan()
+    try:  # until planning takes them over, the early workers are stopped here on any error
         indexes = await _stage(
             ctx, "index", n_index, asyncio.gather(*(fetch_indexes(ctx, v) for v in verified))
         )
+        ctx.say("Processing indexes: [" + "".join(_marks(i) for i in indexes) + "]\n")
+        key = plancache.plan_key(ctx, indexes)
+        reused = plancache.reuse(ctx, key, plan)  # the same plan as last time, files in place
     except BaseException:
         if early is not None:
             await early.abort()
         raise
-    plan = PoolPlan()
-    ctx.say("Processing indexes: [" + "".join(_marks(i) for i in indexes) + "]\n")
-    key = plancache.plan_key(ctx, indexes)
-    if plancache.reuse(ctx, key, plan):
-        if early is not None:
-            await early.abort()
-        downloads = PoolDownloads(ctx, 1)  # the same plan as last time, every file in place
-    else:
-        downloads = await _plan(ctx, indexes, plan, key, early)
+    if reused and early is not None:
+        await early.abort()
+    downloads = PoolDownloads(ctx, 1) if reused else await _plan(ctx, indexes, plan, key, early)
     ctx.say(f"{format_size(plan.todo_bytes)} will be downloaded into archive.")
     await _stage(ctx, "archive", len(plan.todo), downloads.finish(), plan.todo_bytes)
     ctx.emit(StageStarted("publish", len(indexes)))
