@@ -70,9 +70,12 @@ class RunContext:
             self._guards[root] = DirGuard(self.mirror / root)
         return self._guards[root]
 
-    def note_hash_strength(self, job: RepoJob, path: str, checksums: Checksums) -> None:
-        """Warn (once per suite and run) when a pool file is listed with MD5/SHA1 only."""
-        weak = (checksums.strongest() or ("SHA256", ""))[0] in ("SHA1", "MD5Sum")
+    def note_hash_strength(
+        self, job: RepoJob, path: str, strongest: tuple[str, str] | None
+    ) -> None:
+        """Warn (once per suite and run) when a pool file is listed with MD5/SHA1 only
+        (``strongest``: its :meth:`Checksums.strongest`)."""
+        weak = strongest is not None and strongest[0] in ("SHA1", "MD5Sum")
         if weak and job.name not in self._weak_warned:
             self._weak_warned.add(job.name)
             self.warn(

@@ -96,12 +96,6 @@ def pool_records(kind: str, path: Path) -> Iterator[PoolFile]:
     return iter_binary_files(lines) if kind == "packages" else iter_source_files(lines)
 
 
-def _compact(checksums: Checksums) -> Checksums:
-    """Size and the strongest hash: all the fetcher checks (see fetch.body.Hasher)."""
-    strongest = checksums.strongest()
-    return Checksums(checksums.size, (strongest,) if strongest is not None else ())
-
-
 def _local_state(dest: str, size: int) -> tuple[bool, bool]:
     """(needs downloading, something exists there) with one ``lstat``."""
     try:
@@ -151,14 +145,13 @@ def plan_suite(
                 if count % PLAN_STEP == 0:
                     yield
                 rel = f"{root}/{pf.path}"
+                checksums = pf.checksums
+                hashes = dict(checksums.hashes)  # the parsers list each hash name once
                 var.add_pool_file(
-                    rel,
-                    pf.checksums.get("MD5Sum"),
-                    pf.checksums.get("SHA1"),
-                    pf.checksums.get("SHA256"),
+                    rel, hashes.get("MD5Sum"), hashes.get("SHA1"), hashes.get("SHA256")
                 )
                 if rel in plan.keep:
-                    other = _conflict(plan, rel, job, pf.checksums) if job.local_path else None
+                    other = _conflict(plan, rel, job, checksums) if job.local_path else None
                     if other is not None:
                         reason = f"{other} stores other contents at {rel} (shared mirror_path)"
                         ctx.fail(job, job.pool_url(pf.path), reason)
@@ -169,18 +162,17 @@ def plan_suite(
                             pending.others = []
                         pending.others.append(job)
                     continue
-                plan.keep[rel] = pf.checksums.size
+                size = plan.keep[rel] = checksums.size
+                strongest = checksums.strongest()
                 if job.local_path is not None:
-                    plan.owners[rel] = (job.uri, _compact(pf.checksums))
+                    compact = Checksums(size, (strongest,) if strongest is not None else ())
+                    plan.owners[rel] = (job.uri, compact)
                 dest = f"{mirror}/{rel}"
                 # no planted symlink leads the write outside; a new directory holds nothing
                 dir_exists = guard.check(dest)
-                ctx.note_hash_strength(job, pf.path, pf.checksums)
-                needed, exists = (
-                    _local_state(dest, pf.checksums.size) if dir_exists else (True, False)
-                )
+                ctx.note_hash_strength(job, pf.path, strongest)
+                needed, exists = _local_state(dest, size) if dir_exists else (True, False)
                 if needed:
-                    size, strongest = pf.checksums.size, pf.checksums.strongest()
                     todo = plan.todo[rel] = Download(job, size, strongest, exists, not dir_exists)
                     var.add_new(job.pool_url(pf.path))
                     if on_todo is not None:
