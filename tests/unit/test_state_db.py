@@ -19,6 +19,7 @@ from aptmirror.observe.events import (
     SuiteResult,
 )
 from aptmirror.state import db as dbmod
+from aptmirror.state import recorder as recorder_module
 from aptmirror.state.db import MIGRATIONS, FailureRow, FileVersion, RepoRun, StateDB
 from aptmirror.state.recorder import StateRecorder, classify_failure
 
@@ -192,3 +193,34 @@ def test_recorder_writes_run_repos_failures_and_versions(tmp_path: Path) -> None
         assert [(r.status, r.files, r.bytes, r.failures) for r in db.runs()] == [
             ("failed", 2, 15, 1)
         ]
+
+
+def test_recorder_remembers_a_bounded_number_of_sizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond SIZES_KEPT downloaded files, sizes are not held but read from disk at the end:
+    every published version is still recorded with its size."""
+    monkeypatch.setattr(recorder_module, "SIZES_KEPT", 2)
+    mirror, var = tmp_path / "mirror", tmp_path / "var"
+    pool = mirror / "h/debian/pool"
+    pool.mkdir(parents=True)
+    var.mkdir()
+    names = [f"f{n}.deb" for n in range(5)]
+    lines = []
+    for n, name in enumerate(names):
+        (pool / name).write_bytes(b"x" * (n + 1))
+        lines.append(f"{n:064x}  h/debian/pool/{name}\n")
+    (var / "SHA256").write_text("".join(lines))
+    with StateDB.open(var / "aptmirror.db") as db:
+        rec = StateRecorder(db, mirror_path=mirror, var_path=var)
+        rec(RunStarted("run1", (("h/debian", "stable"),), at=1000.0))
+        for n, name in enumerate(names):
+            url, path = f"http://h/debian/pool/{name}", str(pool / name)
+            rec(FileDone(url, path, n + 1, n + 1, None, 1, at=1001.0))
+        run = rec._run
+        assert run is not None and len(run.sizes) == 2
+        rec(SuitePublished("h/debian", "stable", "h/debian/dists/stable", at=1010.0))
+        rec(SuiteResult("h/debian", "stable", True, (), at=1010.0))
+        rec(RunFinished("run1", 0, 5, 15, 0, at=1020.0))
+        for n, name in enumerate(names):
+            assert db.versions(f"h/debian/pool/{name}") == [(f"{n:064x}", n + 1, 1020.0, 1020.0)]

@@ -56,6 +56,14 @@ def classify_failure(reason: str) -> str:
     return "other"
 
 
+# Downloaded files whose size is remembered for the version records (≈ 5 MiB with their
+# paths); the size of any other published file is read with an lstat at the end. Measured
+# on a first mirror of 112,863 pool files: keeping them all held ≈ 17 MiB more (the paths
+# come from the worker processes' reports, strings of their own) at the run's peak; an
+# lstat costs ≈ 3 µs.
+SIZES_KEPT = 32_768
+
+
 @dataclass(slots=True)
 class _Acc:
     files: int = 0
@@ -81,7 +89,8 @@ class _Run:
     published: dict[tuple[str, str], float] = field(default_factory=dict)
     results: list[SuiteResult] = field(default_factory=list)
     failures: list[FailureRow] = field(default_factory=list)
-    # path as downloaded -> size: the versions recorded at the end need no stat for them
+    # path as downloaded -> size, for the first SIZES_KEPT files: the versions recorded at
+    # the end need no stat for them
     sizes: dict[str, int] = field(default_factory=dict)
 
 
@@ -156,7 +165,8 @@ class StateRecorder:
             acc.last = event.at
             run.files += 1
             run.bytes += event.bytes
-            run.sizes[event.path] = event.size
+            if len(run.sizes) < SIZES_KEPT:
+                run.sizes[event.path] = event.size
             if self._clock() - self._last_flush >= self.flush_interval:
                 self._last_flush = self._clock()
                 self.db.progress_run(run.pk, run.files, run.bytes)
