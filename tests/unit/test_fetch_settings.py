@@ -132,7 +132,7 @@ JOB = RepoJob("http://h/", "stable", ("main",), ("all",), True, False, (), ())
 def _plan(sizes: dict[str, int]) -> PoolPlan:
     plan = PoolPlan()
     for name, size in sizes.items():
-        plan.todo[f"h/pool/{name}"] = Download(JOB, size, ("SHA256", "0" * 64))
+        plan.todo[f"h/pool/{name}"] = Download(JOB, size, "SHA256", "0" * 64)
     return plan
 
 

@@ -65,6 +65,14 @@ def test_size_queue_gives_either_end() -> None:
     assert len(SizeQueue([])) == 0 and SizeQueue([]).closed  # nothing to wait for
 
 
+def test_size_queue_orders_sizes_beyond_32_bits_and_ties_by_position() -> None:
+    q = SizeQueue([5 << 33, 0, 3 << 32, 7, 7])
+    assert [q.take(smallest=True) for _ in range(5)] == [1, 3, 4, 2, 0]
+    q = SizeQueue()
+    q.put([(70_000, 1 << 40), (3, 1 << 40), (9, 2)])
+    assert [q.take(smallest=False) for _ in range(3)] == [70_000, 3, 9]
+
+
 async def test_an_open_size_queue_waits_for_more() -> None:
     q = SizeQueue()
     taken: list[int | None] = []

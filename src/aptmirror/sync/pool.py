@@ -54,7 +54,10 @@ class Download:
 
     job: RepoJob  # the first suite listing it: the URL is the job's
     size: int
-    strongest: tuple[str, str] | None  # (hash name, hex digest): all the fetcher checks
+    # the strongest hash: all the fetcher checks ("" and "" when none is listed); two slots
+    # rather than the index's (name, digest) pair, which would stay alive for it
+    hash_name: str
+    digest: str
     # dest exists with other bytes, which the published indexes may still reference:
     # download beside it and swap it in only at publication (commit_replacements).
     replaces: bool = False
@@ -68,7 +71,7 @@ class Download:
 
     @property
     def checksums(self) -> Checksums:
-        return Checksums(self.size, (self.strongest,) if self.strongest is not None else ())
+        return Checksums(self.size, ((self.hash_name, self.digest),) if self.hash_name else ())
 
 
 @dataclass(slots=True)
@@ -173,7 +176,9 @@ def plan_suite(
                 ctx.note_hash_strength(job, pf.path, strongest)
                 needed, exists = _local_state(dest, size) if dir_exists else (True, False)
                 if needed:
-                    todo = plan.todo[rel] = Download(job, size, strongest, exists, not dir_exists)
+                    name, digest = strongest or ("", "")
+                    todo = Download(job, size, name, digest, exists, not dir_exists)
+                    plan.todo[rel] = todo
                     var.add_new(job.pool_url(pf.path))
                     if on_todo is not None:
                         on_todo(rel, todo)
@@ -197,7 +202,10 @@ class PoolDownloads:
 
     def __init__(self, ctx: RunContext, processes: int) -> None:
         self.ctx = ctx
-        self.items: list[tuple[str, Download]] = []
+        # position -> path relative to mirror_path, and its download (two lists: a pair per
+        # file would cost 64 bytes more each)
+        self.rels: list[str] = []
+        self.items: list[Download] = []
         self.queue = SizeQueue()
         self._mirror = os.fspath(ctx.mirror)
         self._share = ctx.settings
@@ -224,7 +232,8 @@ class PoolDownloads:
         self._crew.start()
 
     def add(self, rel: str, item: Download) -> None:
-        self.items.append((rel, item))
+        self.rels.append(rel)
+        self.items.append(item)
         self.queue.put(((len(self.items) - 1, item.size),))
 
     def feed(self) -> None:
@@ -269,7 +278,7 @@ class PoolDownloads:
             left = await crew.finish(self.ctx.warn)
             if left:  # a dead worker may have left partial files: resume them
                 again = SizeQueue()
-                again.put((i, self.items[i][1].size) for i in left)
+                again.put((i, self.items[i].size) for i in left)
                 again.close()
                 await fetch_here(again, self._resumed)
 
@@ -287,7 +296,7 @@ class PoolDownloads:
             self.ctx.emit(event)
 
     def _request(self, i: int) -> FetchRequest:
-        rel, item = self.items[i]
+        rel, item = self.rels[i], self.items[i]
         url = url_of(self.ctx, rel, item)
         dest = f"{self._mirror}/{rel}"
         return FetchRequest(
@@ -302,7 +311,7 @@ class PoolDownloads:
         return dataclasses.replace(self._request(i), fresh=False)
 
     def _failed(self, i: int, exc: FetchError) -> None:
-        for job in self.items[i][1].jobs:
+        for job in self.items[i].jobs:
             self.ctx.fail(job, exc.url, exc.reason)
 
 
