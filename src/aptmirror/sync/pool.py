@@ -284,6 +284,11 @@ class PoolDownloads:
 
         await asyncio.gather(in_workers(), here())
 
+    def close(self) -> None:
+        """Forget the files (after :meth:`finish`): their records are no longer needed."""
+        self.rels, self.items, self._crew = [], [], None
+        self.queue = SizeQueue()
+
     async def abort(self) -> None:
         """Stop the workers (planning failed)."""
         if self._crew is not None:

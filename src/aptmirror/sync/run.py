@@ -157,6 +157,10 @@ async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
     published, obsolete = _publish(ctx, indexes, prepared)
     remove_obsolete(obsolete)
     ctx.emit(StageFinished("publish"))
+    # what was downloaded is in place: the clean stage's walk may reuse the memory of the
+    # download records (a first mirror of a whole Debian: tens of MB)
+    plan.todo.clear()
+    downloads.close()
     ctx.emit(StageStarted("clean"))
     run_clean(ctx, config, jobs, plan.keep, indexes)
     ctx.emit(StageFinished("clean"))
