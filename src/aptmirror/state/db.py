@@ -357,24 +357,16 @@ class StateDB:
             c.executemany(_UPSERT_VERSION, [(f.path, f.sha256, f.size, seen) for f in new])
             _set_versions_state(c, fingerprint, seen)
 
-    def record_versions(self, files: Iterable[FileVersion], seen: float, fingerprint: str) -> int:
+    def record_versions(self, files: Iterable[FileVersion], seen: float, fingerprint: str) -> None:
         """``files`` are the latest set, recorded at ``seen``: known versions not in it were
         last seen when the set before was recorded (or now, when that is not known)."""
         previous = self._previous_time(seen)
-        count = 0
-
-        def rows() -> Iterator[tuple[str, str, int, float]]:
-            # streamed: a first mirror of a whole Debian records a row per pool file
-            nonlocal count
-            for f in files:
-                count += 1
-                yield (f.path, f.sha256, f.size, seen)
-
+        # streamed: a first mirror of a whole Debian records a row per pool file
+        rows = ((f.path, f.sha256, f.size, seen) for f in files)
         with self._tx() as c:
             c.execute("UPDATE file_versions SET last_seen = ? WHERE last_seen IS NULL", (previous,))
-            c.executemany(_UPSERT_VERSION, rows())
+            c.executemany(_UPSERT_VERSION, rows)
             _set_versions_state(c, fingerprint, seen)
-        return count
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -56,12 +56,7 @@ class DirGuard:
         """Raise UnsafePathError when the directory of ``dest`` resolves outside the root;
         else tell whether that directory existed when first checked (False: nothing can be
         in it yet, so the caller may skip looking for ``dest`` or its partial file)."""
-        # os.path.dirname's own steps, without its generic str/bytes handling (asked once
-        # per pool file)
-        text = os.fspath(dest)
-        directory = text[: text.rfind("/") + 1]
-        if directory and directory != "/" * len(directory):
-            directory = directory.rstrip("/")
+        directory = os.path.dirname(os.fspath(dest))
         if directory not in self._ok:  # (asked once per pool file: most are known)
             self._check_dir(directory)
         return directory not in self._missing

@@ -71,7 +71,7 @@ class Download:
 
     @property
     def checksums(self) -> Checksums:
-        return Checksums(self.size, ((self.hash_name, self.digest),) if self.hash_name else ())
+        return _compact(self.size, (self.hash_name, self.digest) if self.hash_name else None)
 
 
 @dataclass(slots=True)
@@ -97,6 +97,11 @@ def pool_records(kind: str, path: Path) -> Iterator[PoolFile]:
     """The pool files named by a local ``Packages``/``Sources`` file (any compression)."""
     lines = iter_decompressed(read_chunks(path), split_compression(path.name)[1])
     return iter_binary_files(lines) if kind == "packages" else iter_source_files(lines)
+
+
+def _compact(size: int, strongest: tuple[str, str] | None) -> Checksums:
+    """Size and the strongest hash: all the fetcher checks (see fetch.body.Hasher)."""
+    return Checksums(size, (strongest,) if strongest is not None else ())
 
 
 def _local_state(dest: str, size: int) -> tuple[bool, bool]:
@@ -168,8 +173,7 @@ def plan_suite(
                 size = plan.keep[rel] = checksums.size
                 strongest = checksums.strongest()
                 if job.local_path is not None:
-                    compact = Checksums(size, (strongest,) if strongest is not None else ())
-                    plan.owners[rel] = (job.uri, compact)
+                    plan.owners[rel] = (job.uri, _compact(size, strongest))
                 dest = f"{mirror}/{rel}"
                 # no planted symlink leads the write outside; a new directory holds nothing
                 dir_exists = guard.check(dest)
@@ -287,7 +291,6 @@ class PoolDownloads:
     def close(self) -> None:
         """Forget the files (after :meth:`finish`): their records are no longer needed."""
         self.rels, self.items, self._crew = [], [], None
-        self.queue = SizeQueue()
 
     async def abort(self) -> None:
         """Stop the workers (planning failed)."""
