@@ -18,14 +18,8 @@ import pytest
 
 from aptmirror.errors import FetchError
 from aptmirror.fetch.body import meta_path, partial_path
-from aptmirror.fetch.fetcher import (
-    Fetcher,
-    FetchRequest,
-    Outcome,
-    SlowRate,
-    parse_retry_after,
-    slow_floor,
-)
+from aptmirror.fetch.fetcher import Fetcher, FetchRequest, Outcome, parse_retry_after
+from aptmirror.fetch.pace import SlowRate, slow_floor
 from aptmirror.fetch.ratelimit import RateLimiter
 from aptmirror.fetch.transport import HttpTransport, TransportOptions
 from aptmirror.model import Checksums

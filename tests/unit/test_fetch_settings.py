@@ -117,7 +117,7 @@ class _FakeFetcher:
         self.started: list[str] = []
         self.finished: list[str] = []
 
-    async def fetch(self, req: FetchRequest) -> FetchResult:
+    async def fetch(self, req: FetchRequest, lane: object = None) -> FetchResult:
         name = os.path.basename(req.dest)
         self.started.append(name)
         assert req.expected is not None

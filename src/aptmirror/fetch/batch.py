@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 
 from aptmirror.errors import FetchError
+from aptmirror.fetch.direct import Lane
 from aptmirror.fetch.fetcher import Fetcher, FetchRequest, FetchStats
 from aptmirror.fetch.setup import make_fetcher, read_auth_conf, transport_options
 from aptmirror.fetch.transport import HttpTransport
@@ -113,14 +114,24 @@ async def fetch_all(
     one that failed for good, ``on_done(i)`` for each one that is in place."""
 
     async def worker(smallest_first: bool) -> None:
-        while (i := await queue.next(smallest_first)) is not None:
-            try:
-                await fetcher.fetch(request(i))
-            except FetchError as exc:
-                on_error(i, exc)
-                continue
-            if on_done is not None:
-                on_done(i)
+        lane = Lane()  # the connection its small files go through, one after the other
+        try:
+            while True:
+                i = queue.take(smallest_first)
+                if i is None:
+                    lane.release()  # not kept while waiting
+                    i = await queue.next(smallest_first)
+                    if i is None:
+                        return
+                try:
+                    await fetcher.fetch(request(i), lane)
+                except FetchError as exc:
+                    on_error(i, exc)
+                    continue
+                if on_done is not None:
+                    on_done(i)
+        finally:
+            lane.release()
 
     count = max(1, workers if not queue.closed else min(workers, len(queue)))
     small = small_worker_count(count)

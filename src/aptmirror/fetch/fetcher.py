@@ -55,9 +55,12 @@ from aptmirror.fetch.body import (
     meta_name,
     partial_name,
 )
+from aptmirror.fetch.direct import DirectSink, Fallback, Lane
+from aptmirror.fetch.http1 import ConnectionPool, Endpoint, Headers, ProtocolError, describe
+from aptmirror.fetch.pace import SlowRate, SlowWindow, Traffic
 from aptmirror.fetch.ratelimit import RateLimiter
 from aptmirror.fetch.sources import SourceBalancer, origin
-from aptmirror.fetch.transport import HttpTransport, Response
+from aptmirror.fetch.transport import REDIRECT_STATUSES, HttpTransport, Response
 from aptmirror.frozen import frozen
 from aptmirror.model import Checksums
 from aptmirror.observe.events import (
@@ -137,14 +140,6 @@ class FetchStats:
         self.resumed_bytes += other.resumed_bytes
 
 
-@frozen
-class SlowRate:
-    """Abort a transfer slower than ``bytes_per_second`` over ``startup``-second windows."""
-
-    bytes_per_second: int
-    startup: float = 15.0
-
-
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """``Retry-After`` (delta-seconds or an HTTP date) in seconds from now, or None."""
     if value is None:
@@ -207,8 +202,7 @@ class Fetcher:
         self._clock = clock
         self._emit: Emit = emit or ignore  # observers (progress, logs, state)
         self._sources = SourceBalancer()
-        self._received = 0  # body bytes received by every transfer (slow-rate fair share)
-        self._streaming = 0  # transfers receiving a body right now
+        self._traffic = Traffic()  # every transfer's bytes: the slow-rate fair share
         self._made_dirs: set[str] = set()  # directories this fetcher made or found
         self.stats = FetchStats()
 
@@ -221,7 +215,7 @@ class Fetcher:
             delay = max(delay, min(retry_after, self._max_retry_after))
         return delay
 
-    async def fetch(self, req: FetchRequest) -> FetchResult:
+    async def fetch(self, req: FetchRequest, lane: Lane | None = None) -> FetchResult:
         """Download ``req`` or raise FetchError naming the URL and every attempt's cause.
 
         With ``req.mirrors`` each attempt goes to the source with the least load for its
@@ -229,6 +223,27 @@ class Fetcher:
         penalised, one that answers a final error (404, refused) is not asked again for this
         file, and every source is tried before giving up (attempts = max(attempts, sources)).
         """
+        first: FetchError | None = None  # how a direct first attempt failed
+        route = self._direct_route(req)
+        if route is not None:
+            own = lane is None
+            lane = Lane() if lane is None else lane
+            try:
+                result = await self._direct(req, *route, lane)
+            except Fallback:
+                pass
+            except OSError as exc:
+                raise self._disk_error(req, exc) from exc
+            except FetchError as exc:
+                first = exc
+            else:
+                self._emit_result(result, 1)
+                return result
+            finally:
+                if own:
+                    lane.release()
+        if lane is not None:  # the general path takes a place in the limits of its own
+            lane.release()
         urls = list(dict.fromkeys((req.url, *req.mirrors))) if req.mirrors else [req.url]
         several = len(urls) > 1
         # the balancer is only asked (and told) when there is a choice to make
@@ -256,13 +271,14 @@ class Fetcher:
             if sources is not None:
                 sources.begin(url)
             try:
+                if first is not None:  # attempt 1 was made directly
+                    failure, first = first, None
+                    raise failure
                 result = await self._attempt(one)
             except OSError as exc:  # the local disk (full, read-only), not the network
                 if sources is not None:
                     sources.release(url)
-                self.stats.failures += 1
-                reason = f"cannot write {req.dest}: {exc.strerror or exc}"
-                raise FetchError(req.url, reason, retryable=False) from exc
+                raise self._disk_error(req, exc) from exc
             except FetchError as exc:
                 if sources is not None:
                     sources.end(url, ok=False, bad_data=isinstance(exc, VerificationError))
@@ -306,6 +322,79 @@ class Fetcher:
         # every source excluded, the last one a secondary source lacking the file
         self.stats.failures += 1
         raise FetchError(req.url, "; ".join(causes), retryable=False)
+
+    def _disk_error(self, req: FetchRequest, exc: OSError) -> FetchError:
+        """A failure of the local disk (full, read-only), not the network: final."""
+        self.stats.failures += 1
+        reason = f"cannot write {req.dest}: {exc.strerror or exc}"
+        return FetchError(req.url, reason, retryable=False)
+
+    def _direct_route(self, req: FetchRequest) -> tuple[ConnectionPool, Endpoint, bytes] | None:
+        """Where a small file's first attempt is written directly (:mod:`.direct`), or None
+        for the general path: a file of ``resume_min_size`` or more (it is resumable), one
+        with other sources, a URL :meth:`HttpTransport.plain` does not take, a rate limit."""
+        expected = req.expected
+        if (
+            req.mirrors
+            or expected is None
+            or expected.size >= self._resume_min_size
+            or (self._limiter is not None and self._limiter.rate is not None)
+        ):
+            return None
+        return self._transport.plain(req.url)
+
+    async def _direct(
+        self, req: FetchRequest, pool: ConnectionPool, ep: Endpoint, head: bytes, lane: Lane
+    ) -> FetchResult:
+        """One attempt through a :class:`DirectSink` on ``lane``'s connection; raises like
+        :meth:`_attempt`, or :class:`Fallback` when the general path must make it."""
+        dest = os.fspath(req.dest)
+        tmp = partial_name(dest)
+        expected = req.expected
+        assert expected is not None
+        if not req.fresh and self._resume and os.path.lexists(meta_name(tmp)):
+            raise Fallback  # a cut-off earlier transfer: the general path resumes it
+        self.stats.requests += 1
+        try:
+            conn = await lane.connection(pool, ep)
+        except (OSError, ProtocolError) as exc:  # TimeoutError and ssl.SSLError are OSErrors
+            raise FetchError(req.url, describe(exc)) from exc
+        sink = DirectSink(
+            conn,
+            req.url,
+            dest,
+            tmp,
+            expected,
+            emit=self._emit,
+            traffic=self._traffic,
+            slow=self._slow,
+            made_dirs=self._made_dirs,
+        )
+        try:
+            lane.watch(sink)
+            conn.start(head, sink)
+            await sink.done
+            failure = sink.failure()
+            status = conn.status
+            headers = Headers(conn.raw_headers) if failure is None and status != 200 else None
+        finally:
+            sink.close()
+            lane.done(conn)
+        if failure is not None:
+            raise failure
+        if headers is not None:  # not a 200: decided as on the general path (_receive)
+            if status in (404, 410) and req.optional:
+                discard(tmp)
+                return FetchResult(req, Outcome.NOT_FOUND)
+            if status in REDIRECT_STATUSES:
+                raise Fallback  # HttpTransport.open follows it
+            retry_after = parse_retry_after(headers.get("Retry-After"))
+            raise HTTPStatusError(req.url, status, retry_after=retry_after)
+        assert sink.writer is not None
+        hasher = sink.writer.hasher
+        self.stats.files += 1
+        self.stats.bytes += hasher.size
+        return FetchResult(req, Outcome.DOWNLOADED, hasher.size, hasher.sha256(), hasher.size)
 
     def _resume_point(self, req: FetchRequest, tmp: str) -> tuple[int, str | None]:
         """(bytes already in the partial file, validator) when it can be continued."""
@@ -444,53 +533,29 @@ class Fetcher:
             raise FetchError(req.url, f"bad Content-Range {got!r} for a resume at byte {offset}")
 
     async def _stream(self, resp: Response, writer: BodyWriter, limit: int, url: str) -> None:
-        self._streaming += 1
+        self._traffic.streaming += 1
         try:
             await self._stream_to(resp, writer, limit, url)
         finally:
-            self._streaming -= 1
+            self._traffic.streaming -= 1
 
     async def _stream_to(self, resp: Response, writer: BodyWriter, limit: int, url: str) -> None:
-        slow = self._slow
-        window_start = self._clock()
-        window_bytes = 0
-        window_run = self._received  # bytes of every transfer of the run, at window start
-        paused = 0.0  # time spent in our own rate limit during this window
+        traffic = self._traffic
+        window = SlowWindow(self._slow, traffic, self._clock) if self._slow is not None else None
         while chunk := await resp.read():
             if writer.add(chunk):
                 writer.flush()
             if writer.total > limit:
                 raise VerificationError(url, f"body exceeds {limit} bytes")
-            self._received += len(chunk)
+            traffic.received += len(chunk)
             self._emit(FileProgress(url, len(chunk)))
             if self._limiter is not None and self._limiter.rate is not None:
                 before = self._clock()
                 await self._limiter.consume(len(chunk))
-                paused += self._clock() - before
-            if slow is None or writer.total >= limit:  # nothing to abort once complete
+                if window is not None:
+                    window.paused += self._clock() - before
+            if window is None or writer.total >= limit:  # nothing to abort once complete
                 continue
-            window_bytes += len(chunk)
-            elapsed = self._clock() - window_start - paused
-            if elapsed >= slow.startup:
-                rate = window_bytes / elapsed
-                floor = slow_floor(
-                    slow.bytes_per_second,
-                    (self._received - window_run) / elapsed,
-                    self._streaming,
-                )
-                if rate < floor:
-                    raise FetchError(
-                        url,
-                        f"too slow: {rate:.0f} B/s over {elapsed:.0f} s "
-                        f"(slow_rate {slow.bytes_per_second} B/s)",
-                    )
-                window_start, window_bytes, paused = self._clock(), 0, 0.0
-                window_run = self._received
-
-
-def slow_floor(slow_rate: int, run_rate: float, streaming: int) -> float:
-    """The rate below which a transfer is aborted: ``slow_rate``, but never more than half
-    of its fair share of what the whole run receives — when the link itself is the limit
-    (many transfers sharing a slow line) nothing is aborted; a transfer that lags far behind
-    the others (a stuck connection, a slow server) is."""
-    return min(float(slow_rate), run_rate / max(1, streaming) / 2.0)
+            too_slow = window.check(len(chunk))
+            if too_slow is not None:
+                raise FetchError(url, too_slow)

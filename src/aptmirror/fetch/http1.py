@@ -25,7 +25,7 @@ import collections
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
-from typing import NamedTuple, TypeVar, cast, overload
+from typing import NamedTuple, Protocol, TypeVar, cast, overload
 
 import httptools
 
@@ -88,17 +88,29 @@ class Headers(Mapping[str, str]):
         return len(self._fields)
 
 
+class Sink(Protocol):
+    """Takes a response as it arrives, in the connection's callbacks (see
+    :meth:`Connection.start`): no task is woken for its headers or body."""
+
+    def on_headers(self) -> None: ...  # status and raw_headers are on the connection
+    def on_body(self, data: bytes) -> None: ...
+    def on_end(self) -> None: ...  # complete, or failed: the connection's error is set
+
+
 class Connection(asyncio.Protocol):
-    """One connection; one request at a time. The parser's callbacks fill the response."""
+    """One connection; one request at a time. The parser's callbacks fill the response, or
+    hand it to a :class:`Sink`."""
 
     def __init__(self, read_timeout: float) -> None:
-        self._read_timeout = read_timeout
+        self.read_timeout = read_timeout
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.reused = False  # it carried a request before
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
         self._busy = False
+        self.sink: Sink | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -141,6 +153,8 @@ class Connection(asyncio.Protocol):
         if self.headers_done and self._close_delimited():
             self.complete = True  # the body ends where the connection does
             self._wake()
+            if self.sink is not None:
+                self.sink.on_end()
             return
         why = f": {exc}" if exc is not None else ""
         self._fail(ConnectionResetError(f"the server closed the connection{why}"))
@@ -164,9 +178,15 @@ class Connection(asyncio.Protocol):
             return
         self.status = status
         self.headers_done = True
-        self._wake()
+        if self.sink is not None:
+            self.sink.on_headers()
+        else:
+            self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self.sink is not None:
+            self.sink.on_body(body)
+            return
         self._chunks.append(body)
         self._buffered += len(body)
         if self._buffered > HIGH_WATER and not self._paused and self.transport is not None:
@@ -181,6 +201,8 @@ class Connection(asyncio.Protocol):
         self.complete = True
         self.keep_alive = bool(self._parser.should_keep_alive())
         self._wake()
+        if self.sink is not None:
+            self.sink.on_end()
 
     # ------------------------------------------------------------------ used by the pool
 
@@ -193,6 +215,8 @@ class Connection(asyncio.Protocol):
             self.error = exc
         self.close()
         self._wake()
+        if self.sink is not None:
+            self.sink.on_end()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -200,25 +224,30 @@ class Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     def _timed_out(self) -> None:
-        self._fail(TimeoutError(f"no data for {self._read_timeout:g} s"))
+        self._fail(TimeoutError(f"no data for {self.read_timeout:g} s"))
 
     async def wait(self) -> None:
         """Until a callback reports progress, at most ``read_timeout`` seconds."""
         waiter = self._waiter = self._loop.create_future()
-        timer = self._loop.call_later(self._read_timeout, self._timed_out)
+        timer = self._loop.call_later(self.read_timeout, self._timed_out)
         try:
             await waiter
         finally:
             timer.cancel()
             self._waiter = None
 
-    async def send(self, head: bytes) -> None:
-        """Write a request and wait for the answer's status and headers."""
+    def start(self, head: bytes, sink: Sink | None = None) -> None:
+        """Write a request; its answer goes to ``sink`` when given (else see :meth:`send`)."""
         if self.closed or self.transport is None:
             raise ConnectionResetError("the connection was closed")
         self._reset()
         self._busy = True
+        self.sink = sink
         self.transport.write(head)
+
+    async def send(self, head: bytes) -> None:
+        """Write a request and wait for the answer's status and headers."""
+        self.start(head)
         while not self.headers_done:
             if self.error is not None:
                 raise self.error
@@ -238,6 +267,8 @@ class Connection(asyncio.Protocol):
     def release(self) -> bool:
         """End the exchange; True when the connection can carry another request."""
         self._busy = False
+        self.sink = None
+        self.reused = True
         reusable = self.complete and self.keep_alive and not self.closed and not self._paused
         self._chunks.clear()
         if not reusable:
@@ -355,12 +386,12 @@ class ConnectionPool:
         self._host_slots: dict[Endpoint, asyncio.Semaphore] = {}
         self._idle: dict[Endpoint, list[Connection]] = {}
         self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
+        self.read_timeout = read_timeout
         self._tls = tls
 
     async def _connect(self, ep: Endpoint) -> Connection:
         loop = asyncio.get_running_loop()
-        conn = Connection(self._read_timeout)
+        conn = Connection(self.read_timeout)
         host, port = ep.proxy or (ep.host, ep.port)
         direct_tls = ep.scheme == "https" and ep.proxy is None
         async with asyncio.timeout(self._connect_timeout):
@@ -394,9 +425,8 @@ class ConnectionPool:
                 return conn
         return None
 
-    async def open(self, ep: Endpoint, head: bytes, url: str) -> Response:
-        """Send ``head`` to ``ep``; the response with its headers in. The caller must call
-        its :meth:`Response.release`, which frees its place in the limits."""
+    async def _acquire(self, ep: Endpoint) -> asyncio.Semaphore | None:
+        """A place in the limits (the global one, and ``ep``'s, which is returned)."""
         host_slot = None
         if self._per_host:
             host_slot = self._host_slots.get(ep)
@@ -405,24 +435,51 @@ class ConnectionPool:
             await host_slot.acquire()
         try:
             await self._slots.acquire()
-            try:
-                conn = await self._open(ep, head)
-            except BaseException:
-                self._slots.release()
-                raise
         except BaseException:
             if host_slot is not None:
                 host_slot.release()
             raise
+        return host_slot
+
+    def _free(self, host_slot: asyncio.Semaphore | None) -> None:
+        self._slots.release()
+        if host_slot is not None:
+            host_slot.release()
+
+    async def open(self, ep: Endpoint, head: bytes, url: str) -> Response:
+        """Send ``head`` to ``ep``; the response with its headers in. The caller must call
+        its :meth:`Response.release`, which frees its place in the limits."""
+        host_slot = await self._acquire(ep)
+        try:
+            conn = await self._open(ep, head)
+        except BaseException:
+            self._free(host_slot)
+            raise
 
         def release(conn: Connection) -> None:
-            if conn.release():
-                self._idle.setdefault(ep, []).append(conn)
-            self._slots.release()
-            if host_slot is not None:
-                host_slot.release()
+            self.give_back(ep, conn, host_slot)
 
         return Response(url, conn, release)
+
+    async def lease(self, ep: Endpoint) -> tuple[Connection, asyncio.Semaphore | None]:
+        """An idle or new connection to ``ep`` and its place in the limits, for a request
+        written with :meth:`Connection.start`; return both with :meth:`give_back`."""
+        host_slot = await self._acquire(ep)
+        try:
+            conn = self._checkout(ep) or await self._connect(ep)
+        except BaseException:
+            self._free(host_slot)
+            raise
+        return conn, host_slot
+
+    def give_back(
+        self, ep: Endpoint, conn: Connection, host_slot: asyncio.Semaphore | None
+    ) -> None:
+        """End a leased connection's exchange: kept for the next request if it can carry
+        one (see :meth:`Connection.release`), else closed; its place in the limits freed."""
+        if conn.release():
+            self._idle.setdefault(ep, []).append(conn)
+        self._free(host_slot)
 
     @asynccontextmanager
     async def get(self, ep: Endpoint, head: bytes, url: str) -> AsyncIterator[Response]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from aptmirror.fetch.authconf import Credential, parse_auth_conf
-from aptmirror.fetch.fetcher import Fetcher, SlowRate
+from aptmirror.fetch.fetcher import Fetcher
+from aptmirror.fetch.pace import SlowRate
 from aptmirror.fetch.ratelimit import RateLimiter
 from aptmirror.fetch.transport import HttpTransport, TransportOptions
 from aptmirror.model import Settings

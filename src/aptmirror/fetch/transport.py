@@ -261,6 +261,17 @@ class HttpTransport:
             self._plain[origin] = (route.endpoint, f"http://{route.host}" if absolute else "", rest)
         return route.endpoint, head
 
+    def plain(self, url: str) -> tuple[ConnectionPool, Endpoint, bytes] | None:
+        """The pool, endpoint and request bytes of a plain URL of an origin that was already
+        asked (nothing to quote, no credentials, no extra headers, allowed by
+        ``https_only``), for a request written straight to a leased connection; None for
+        any other URL, which goes through :meth:`open`."""
+        pool = self._pool
+        if pool is None or (self._options.https_only and not url.startswith("https://")):
+            return None
+        found = self._plain_request(url)
+        return None if found is None else (pool, *found)
+
     def _plain_request(self, url: str) -> tuple[Endpoint, bytes] | None:
         """Endpoint and request bytes of a plain URL of a known origin, else None."""
         start = url.find("/", url.find("://") + 3)
