@@ -37,6 +37,9 @@ def _run_events(sub: LogSubscriber) -> None:
     sub(Message("Downloading 3 index files using 3 threads..."))
     sub(Message("Warning: something odd", "warning"))
     sub(FileDone("http://h/debian/pool/a.deb", "/m/h/debian/pool/a.deb", 10, 7, "ab", 2))
+    # fields the message already shows are left out: here the size, then the path
+    sub(FileDone("http://h/debian/pool/a_1234.deb", "/m/h/debian/pool/a.deb", 1234, 1234, "", 1))
+    sub(FileDone("http://h/debian/pool/m", "m", 10, 10, "", 3))
     sub(FileFailed("http://h/debian/pool/b.deb", "HTTP 503", 1, 503, final=False))
     sub(FileFailed("http://h/debian/pool/b.deb", "HTTP 404", 2, 404, final=True))
     sub(RunFailure("h/debian", "http://h/debian/pool/b.deb", "attempt 2: HTTP 404"))
@@ -159,7 +162,11 @@ def test_per_repository_lines_written_directly_match_the_logging_path(
 
     direct = lines(tmp_path / "direct", through_logging=False)
     assert direct == lines(tmp_path / "logging", through_logging=True)
-    assert len(direct) == 4 and any("bytes=7 attempt=2" in x or '"bytes": 7' in x for x in direct)
+    assert len(direct) == 6 and any("bytes=7 attempt=2" in x or '"bytes": 7' in x for x in direct)
+    if log_format == "text":
+        shown = [x.split("] ", 2)[2] for x in direct]
+        assert "downloaded http://h/debian/pool/a_1234.deb path=/m/h/debian/pool/a.deb" in shown
+        assert "downloaded http://h/debian/pool/m bytes=10 attempt=3" in shown
 
 
 def test_a_handler_added_later_turns_the_direct_route_off(tmp_path: Path) -> None:
