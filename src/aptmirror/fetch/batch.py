@@ -6,9 +6,9 @@ early (the run is not left waiting on one at the end) and small files never wait
 them. (The other way round, three quarters on the largest files, cost 6 % more CPU on the
 benchmark's first mirror — nginx's and ours: many big transfers at once fill the socket
 buffers and come in smaller pieces — for no gain at the end: when the small files run out,
-those workers take what is left.) Several takers may share one queue: the run's own transfers and the feeders of its
-pool worker processes (:mod:`aptmirror.sync.pool_procs`), which is how the work stays
-balanced between processes whatever each one's speed.
+those workers take what is left.) Several takers may share one queue: the run's own
+transfers and the feeders of its pool worker processes (:mod:`aptmirror.sync.pool_procs`),
+which is how the work stays balanced between processes whatever each one's speed.
 """
 
 from __future__ import annotations

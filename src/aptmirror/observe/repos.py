@@ -70,6 +70,8 @@ class RepoResolver:
                 rest = url[len(prefix) :]
                 if "//" in rest or "/." in f"/{rest}" or "%" in rest:
                     break  # not plain: let the sanitised form decide
+                if not rest.startswith("dists/"):  # a pool file (most URLs)
+                    return (root, suites[0])
                 for suite in suites:
                     if rest.startswith(f"dists/{suite.strip('/')}/"):
                         return (root, suite)

@@ -182,7 +182,11 @@ class StateRecorder:
             self._run = None
 
     def _acc(self, run: _Run, url: str) -> _Acc:
-        return run.acc.setdefault(run.resolver.resolve(url) or ("", ""), _Acc())
+        key = run.resolver.resolve(url) or ("", "")
+        acc = run.acc.get(key)
+        if acc is None:
+            acc = run.acc[key] = _Acc()
+        return acc
 
     def _finish(self, run: _Run, event: RunFinished) -> None:
         rows = []
