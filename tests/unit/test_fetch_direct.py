@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -103,10 +104,11 @@ def leftovers(tmp_path: Path) -> list[str]:
     return sorted(p.name for p in pool.iterdir() if p.name.startswith("."))
 
 
-async def test_small_files_go_directly_with_the_general_paths_events(
+async def test_small_files_go_directly_told_by_one_event_each(
     up: FakeUpstream, transport: HttpTransport, tmp_path: Path
 ) -> None:
     fetcher, counted, events = await warmed(up, transport, tmp_path)
+    before = time.time()
     for name in NAMES[1:4]:
         res = await fetcher.fetch(request(up, tmp_path, name))
         assert res.outcome is Outcome.DOWNLOADED and res.size == len(content(name))
@@ -114,14 +116,28 @@ async def test_small_files_go_directly_with_the_general_paths_events(
         assert (tmp_path / "mirror/pool" / name).read_bytes() == content(name)
     assert counted.general == 1  # none of them took the general path
     assert fetcher.stats.files == 4 and fetcher.stats.requests == 4
-    url = f"{up.url}pool/f1.deb"
-    mine = [e for e in events if getattr(e, "url", None) == url]
-    assert isinstance(mine[0], FileStarted) and mine[0].size == len(content("f1.deb"))
-    assert isinstance(mine[-1], FileDone) and mine[-1].attempt == 1
-    assert mine[-1].bytes == mine[-1].size == len(content("f1.deb"))
-    progress = [e for e in mine if isinstance(e, FileProgress)]
-    assert sum(e.bytes for e in progress) == len(content("f1.deb"))
+    # each body came whole: its FileDone stands for FileStarted and FileProgress too
+    assert [type(e) for e in events] == [FileDone] * 3
+    done = events[0]
+    assert isinstance(done, FileDone) and done.url == f"{up.url}pool/f1.deb"
+    assert done.bytes == done.size == len(content("f1.deb")) and done.attempt == 1
+    assert done.started is not None and before <= done.started <= done.at
     assert leftovers(tmp_path) == []
+
+
+async def test_a_body_in_pieces_is_told_as_on_the_general_path(
+    up: FakeUpstream, transport: HttpTransport, tmp_path: Path
+) -> None:
+    up.add_fault(f"/pool/{LARGER}", Fault("stall", after_bytes=1000, seconds=0.1, times=1))
+    fetcher, counted, events = await warmed(up, transport, tmp_path)
+    await fetcher.fetch(request(up, tmp_path, LARGER))
+    assert counted.general == 1
+    started, *progress, done = events
+    assert isinstance(started, FileStarted) and started.size == len(content(LARGER))
+    assert all(isinstance(e, FileProgress) for e in progress) and len(progress) >= 2
+    assert sum(e.bytes for e in progress if isinstance(e, FileProgress)) == len(content(LARGER))
+    assert isinstance(done, FileDone) and done.started is None
+    assert started.at <= done.at
 
 
 async def test_upstream_mtime_is_kept(

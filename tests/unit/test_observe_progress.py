@@ -65,6 +65,23 @@ def test_tracker_counts_speed_and_eta() -> None:
     assert tracker.current().bytes_done == 0  # type: ignore[union-attr]  # re-sent on retry
 
 
+def test_tracker_counts_a_file_told_by_its_done_event_alone() -> None:
+    """A body that arrived whole comes as one FileDone (``started`` set): its bytes count
+    as if FileStarted and FileProgress had come; a FileDone after progress adds none."""
+    clock = Clock()
+    tracker = RunTracker(clock=clock)
+    _archive(tracker, clock)  # 4 MiB of big.deb so far
+    tracker(FileDone("http://h/debian/pool/small.deb", "/m/small.deb", 2 * MIB, 2 * MIB, "", 1))
+    whole = FileDone("http://h/debian/pool/c.deb", "/m/c.deb", MIB, MIB, "", 1, started=3.0)
+    tracker(whole)
+    view = tracker.current()
+    assert view is not None
+    assert (view.files_done, view.bytes_done) == (2, 5 * MIB)
+    assert [a[0].rsplit("/", 1)[1] for a in view.active] == ["big.deb"]
+    assert tracker.totals()[:2] == (2, 3 * MIB)
+    assert sum(n for _, n in tracker._samples) == 5 * MIB  # in the speed too
+
+
 def test_tracker_speed_samples_stay_bounded_with_many_small_transfers() -> None:
     """Thousands of progress reports a second (a pool of tiny files) are merged into one
     speed sample per 0.1 s: the window holds ~100 samples, and the speed is unchanged."""

@@ -173,8 +173,8 @@ def test_recorder_writes_run_repos_failures_and_versions(tmp_path: Path) -> None
         rec(RunStarted("run1", suites, at=1000.0))
         rec(FileStarted("http://h/debian/dists/testing/InRelease", "x", 10, at=1000.0))
         rec(FileDone("http://h/debian/dists/testing/InRelease", "x", 10, 10, None, 1, at=1001.0))
-        rec(FileStarted("http://h/debian/pool/a.deb", "y", 5, at=1001.0))
-        rec(FileDone("http://h/debian/pool/a.deb", "y", 5, 5, "ab", 1, at=1002.0))
+        # a body that came whole: its FileDone alone, with when it started
+        rec(FileDone("http://h/debian/pool/a.deb", "y", 5, 5, "ab", 1, at=1002.0, started=1001.0))
         rec(SuitePublished("h/debian", "stable", "h/debian/dists/stable", at=1010.0))
         rec(RunFailure("h/debian", "http://h/debian/dists/testing/x", "HTTP 404"))
         rec(SuiteResult("h/debian", "stable", True, (), at=1010.0))

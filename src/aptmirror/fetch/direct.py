@@ -7,7 +7,11 @@ file's own bytes. Here the request is written to a leased keep-alive connection 
 :class:`DirectSink` takes the answer as the parser delivers it: the status and the three
 headers it needs, each piece of the body hashed and written (256 KiB at a time, through the
 same :class:`~aptmirror.fetch.body.BodyWriter`), the file verified and renamed when the
-message is complete; one future per file wakes the fetcher at the end.
+message is complete; one future per file wakes the fetcher at the end. A body that arrives
+whole is told to the observers by its ``FileDone`` alone (see its ``started``), without a
+``FileStarted`` and ``FileProgress`` that would be out of date at once: in a first mirror
+each of those cost the run a few µs per file in every observer, and the pool worker
+processes as much to send them.
 
 It only takes what needs no decision: a ``200`` answer. Everything else is left to the
 fetcher, which decides as on its general path (see :meth:`DirectSink.failure`); a body cut
@@ -18,6 +22,7 @@ says.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from aptmirror.errors import FetchError, VerificationError
 from aptmirror.fetch.body import BodyWriter, Hasher, discard
@@ -64,6 +69,7 @@ class DirectSink:
     """
 
     __slots__ = (
+        "_announced",
         "_conn",
         "_dest",
         "_emit",
@@ -72,13 +78,16 @@ class DirectSink:
         "_made_dirs",
         "_modified",
         "_slow",
+        "_started_at",
         "_tmp",
         "_traffic",
+        "_unreported",
         "_url",
         "_window",
         "done",
         "error",
         "last",
+        "started",
         "writer",
     )
 
@@ -105,6 +114,13 @@ class DirectSink:
         self._window: SlowWindow | None = None
         self._modified: str | None = None
         self.last = self._loop.time()  # of the last callback: the lane's read timeout
+        # Observers hear of the file (FileStarted, FileProgress) only once a piece of it
+        # arrived and more is to come; a body that arrives whole is told by its FileDone
+        # alone (``started``): two events fewer for most small files, in each process.
+        self._started_at = 0.0
+        self._announced = False
+        self._unreported = 0  # bytes received and not told yet
+        self.started: float | None = None  # set when the file is in place, unannounced
 
     # ------------------------------------------------------------------ connection callbacks
 
@@ -126,7 +142,7 @@ class DirectSink:
         self._traffic.streaming += 1
         if self._slow is not None:
             self._window = SlowWindow(self._slow, self._traffic, self._loop.time)
-        self._emit(FileStarted(self._url, self._dest, limit, 0))
+        self._started_at = time.time()  # the events' clock
 
     def on_body(self, data: bytes) -> None:
         writer = self.writer
@@ -145,7 +161,15 @@ class DirectSink:
             return
         n = len(data)
         self._traffic.received += n
-        self._emit(FileProgress(self._url, n))
+        if self._announced:
+            self._emit(FileProgress(self._url, n))
+        elif writer.total < limit:  # more to come: in flight from now on
+            self._announced = True
+            self._emit(FileStarted(self._url, self._dest, limit, 0, self._started_at))
+            self._emit(FileProgress(self._url, self._unreported + n))
+            self._unreported = 0
+        else:  # the whole body is here: told with its FileDone
+            self._unreported += n
         window = self._window
         if window is not None and writer.total < limit:
             too_slow = window.check(n)
@@ -161,6 +185,9 @@ class DirectSink:
                 writer.finish(self._url, self._expected, self._dest, self._modified, False)
             except (VerificationError, OSError) as exc:
                 self.error = exc
+            else:
+                if not self._announced:
+                    self.started = self._started_at
         self._end()
 
     # ------------------------------------------------------------------ ours

@@ -115,6 +115,8 @@ class FetchResult:
     size: int = 0
     sha256: str | None = None
     transferred: int = 0  # bytes received in this attempt (size minus a resumed prefix)
+    # when it started, if no FileStarted/FileProgress was emitted for it (see FileDone)
+    started: float | None = None
 
 
 @dataclass(slots=True)
@@ -394,7 +396,8 @@ class Fetcher:
         hasher = sink.writer.hasher
         self.stats.files += 1
         self.stats.bytes += hasher.size
-        return FetchResult(req, Outcome.DOWNLOADED, hasher.size, hasher.sha256(), hasher.size)
+        size = hasher.size
+        return FetchResult(req, Outcome.DOWNLOADED, size, hasher.sha256(), size, sink.started)
 
     def _resume_point(self, req: FetchRequest, tmp: str) -> tuple[int, str | None]:
         """(bytes already in the partial file, validator) when it can be continued."""
@@ -516,7 +519,10 @@ class Fetcher:
             self._emit(FileSkipped(req.url))
             return
         path = os.fspath(req.dest)
-        done = FileDone(req.url, path, result.size, result.transferred, result.sha256, attempt)
+        done = FileDone(
+            req.url, path, result.size, result.transferred, result.sha256, attempt,
+            started=result.started,
+        )  # fmt: skip
         self._emit(done)
 
     @staticmethod

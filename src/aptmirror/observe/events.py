@@ -87,9 +87,16 @@ class FileDone:
     sha256: str | None
     attempt: int
     at: float = field(default_factory=_now)
+    # set (to when it started) when no FileStarted or FileProgress came for this file: its
+    # whole body arrived at once (most small files, see fetch.direct), and this one event
+    # stands for all three
+    started: float | None = None
 
     def __reduce__(self) -> tuple[type, tuple[object, ...]]:
-        args = (self.url, self.path, self.size, self.bytes, self.sha256, self.attempt, self.at)
+        args = (
+            self.url, self.path, self.size, self.bytes, self.sha256, self.attempt, self.at,
+            self.started,
+        )  # fmt: skip
         return (FileDone, args)
 
 

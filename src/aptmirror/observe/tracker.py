@@ -113,14 +113,7 @@ class RunTracker:
                 t.done += event.bytes
             if stage is not None:
                 stage.bytes_done += event.bytes
-            now = self.clock()
-            samples = self._samples
-            if samples and now - samples[-1][0] < SAMPLE_STEP:
-                samples[-1] = (samples[-1][0], samples[-1][1] + event.bytes)
-            else:
-                samples.append((now, event.bytes))
-                while samples[0][0] < now - SPEED_WINDOW:
-                    samples.popleft()
+            self._sample(event.bytes)
         elif isinstance(event, FileStarted):
             self._active[event.url] = Transfer(event.url, event.size)
         elif isinstance(event, FileDone):
@@ -129,6 +122,10 @@ class RunTracker:
             self.bytes += event.bytes
             if stage is not None:
                 stage.files_done += 1
+            if event.started is not None:  # no FileProgress came: its bytes count now
+                if stage is not None:
+                    stage.bytes_done += event.bytes
+                self._sample(event.bytes)
         elif isinstance(event, FileSkipped):
             self._active.pop(event.url, None)
             if stage is not None:
@@ -155,6 +152,16 @@ class RunTracker:
             self.run_id, self.started = event.run_id, event.at
         elif isinstance(event, RunFinished):
             self.finished = event
+
+    def _sample(self, n: int) -> None:
+        now = self.clock()
+        samples = self._samples
+        if samples and now - samples[-1][0] < SAMPLE_STEP:
+            samples[-1] = (samples[-1][0], samples[-1][1] + n)
+        else:
+            samples.append((now, n))
+            while samples[0][0] < now - SPEED_WINDOW:
+                samples.popleft()
 
     def _speed(self) -> float:
         if not self._samples:

@@ -160,6 +160,8 @@ class StateRecorder:
             acc.first = event.at if acc.first is None else min(acc.first, event.at)
         elif isinstance(event, FileDone):
             acc = self._acc(run, event.url)
+            if event.started is not None:  # no FileStarted came for it
+                acc.first = event.started if acc.first is None else min(acc.first, event.started)
             acc.files += 1
             acc.bytes += event.bytes
             acc.last = event.at

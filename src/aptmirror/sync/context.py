@@ -37,7 +37,9 @@ class RunContext:
     emit: Emit = field(default=ignore)  # observers: progress, logs, metrics, state
     _weak_warned: set[str] = field(default_factory=set)
     _guards: dict[str, DirGuard] = field(default_factory=dict)
-    _roots: dict[RepoJob, str] = field(default_factory=dict)
+    # by id(job): the jobs live as long as the run, and hashing one (all its fields, the
+    # locations' too) took longer than working the root out, once per pool file
+    _roots: dict[int, tuple[RepoJob, str]] = field(default_factory=dict)
 
     @property
     def mirror(self) -> Path:
@@ -54,10 +56,10 @@ class RunContext:
     def local_root(self, job: RepoJob) -> str:
         """Repository root relative to mirror_path/skel_path (host[:port]/path, or the
         repository's ``mirror_path``). Asked once per pool file: worked out once per job."""
-        root = self._roots.get(job)
-        if root is None:
-            root = self._roots[job] = local_root(job, self.settings.tilde)
-        return root
+        found = self._roots.get(id(job))
+        if found is None or found[0] is not job:
+            found = self._roots[id(job)] = (job, local_root(job, self.settings.tilde))
+        return found[1]
 
     def suite_rel(self, job: RepoJob) -> str:
         """Suite directory (or flat directory) relative to mirror_path/skel_path."""
