@@ -30,6 +30,9 @@ def test_new_database_is_wal_and_at_latest_schema(tmp_path: Path) -> None:
         assert db.integrity_ok()
     conn = sqlite3.connect(tmp_path / "var" / "aptmirror.db")
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    # the versions live in their primary key's B-tree (one row per pool file)
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'file_versions'").fetchone()
+    assert sql.rstrip().endswith("WITHOUT ROWID")
 
 
 def test_migrations_apply_in_order_and_only_once(
