@@ -60,8 +60,9 @@ def _timestamp(last_modified: str) -> float | None:
         return None
 
 
-def _keep_upstream_mtime(path: str, last_modified: str | None) -> None:
-    """Give the file upstream's modification time, as wget -N did.
+def _keep_upstream_mtime(path: str | int, last_modified: str | None) -> None:
+    """Give the file (a path, or a descriptor: no path lookup) upstream's modification
+    time, as wget -N did.
 
     The mirror's web server then answers apt's If-Modified-Since like upstream would; with
     local download times two publications within one second could look unchanged.
@@ -69,6 +70,18 @@ def _keep_upstream_mtime(path: str, last_modified: str | None) -> None:
     when = _timestamp(last_modified) if last_modified else None
     if when is not None:
         os.utime(path, (when, when))
+
+
+def _ensure_dir(path: str) -> None:
+    """``path`` as a directory: one ``mkdir`` when its parent exists (a first mirror makes
+    thousands), ``makedirs`` otherwise. Something else already there is left to the
+    ``open`` inside it to fail on."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
 
 
 class Hasher:
@@ -155,12 +168,12 @@ class BodyWriter:
         flags |= os.O_APPEND if self._append else os.O_TRUNC
         parent = os.path.dirname(self.tmp)
         if parent not in self._made_dirs:
-            os.makedirs(parent, exist_ok=True)
+            _ensure_dir(parent)
             self._made_dirs.add(parent)
         try:
             return os.open(self.tmp, flags, 0o644)
         except FileNotFoundError:  # removed since it was made: make it again
-            os.makedirs(parent, exist_ok=True)
+            _ensure_dir(parent)
             return os.open(self.tmp, flags, 0o644)
 
     def close(self) -> None:
@@ -178,10 +191,13 @@ class BodyWriter:
     ) -> None:
         """Flush, verify, and rename into place."""
         self.flush()
+        if self._fd >= 0:  # nothing more is written: upstream's mtime now, by descriptor
+            _keep_upstream_mtime(self._fd, last_modified)
+        else:
+            _keep_upstream_mtime(self.tmp, last_modified)
         self.close()
         if expected is not None:
             check_digests(url, self.hasher, expected)
-        _keep_upstream_mtime(self.tmp, last_modified)
         os.replace(self.tmp, dest)
         if meta_written:
             with contextlib.suppress(FileNotFoundError):
