@@ -147,8 +147,8 @@ def test_a_worker_is_topped_up_from_both_ends_until_the_queue_is_empty() -> None
     assert isinstance(first, WorkerBatch) and not first.last
     got = [i for i, _ in first.requests]
     assert len(got) == want and w.open == set(got)
-    # three of every four from the small end, one from the large end
-    assert got[:4] == [0, 1, 2, 99] and got[4:8] == [3, 4, 5, 98]
+    # three of every four from the large end, one from the small end
+    assert got[:4] == [99, 98, 97, 0] and got[4:8] == [96, 95, 94, 1]
     assert all(req.url == f"http://h/{i}" for i, req in first.requests)
     assert _batch(w, share, queue, request) == b""  # it has enough
     w.open -= set(got[:5])  # five done: five more

@@ -251,8 +251,8 @@ def _batch(
     items: list[tuple[int, FetchRequest]] = []
     want = share.nthreads * FEED_PER_TRANSFER - len(w.open)
     while len(items) < want:
-        # the same mix as the run's own transfers: a quarter of the files from the large end
-        i = queue.take(smallest=w.taken % 4 != 3)
+        # the same mix as the run's own transfers: a quarter of the files from the small end
+        i = queue.take(smallest=w.taken % 4 == 3)
         if i is None:
             break
         w.taken += 1
