@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -353,3 +354,32 @@ async def test_workers_keep_their_connection_and_give_it_back(
         assert pool is not None and pool._slots._value == 1  # given back
     for name in names:
         assert (tmp_path / "mirror/pool" / name).read_bytes() == content(name)
+
+
+async def test_small_files_go_directly_over_tls(certs: dict[str, Path], tmp_path: Path) -> None:
+    files = {name: content(name) for name in NAMES[:4]}
+    app = web.Application()
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=files[request.match_info["name"]])
+
+    app.router.add_get("/pool/{name}", serve)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certs["server_cert"], certs["server_key"])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+    await site.start()
+    base = f"https://127.0.0.1:{runner.addresses[0][1]}/pool/"
+    try:
+        options = TransportOptions(ca_certificate=str(certs["server_cert"]), https_only=True)
+        async with HttpTransport(options) as transport:
+            fetcher = Fetcher(transport)
+            counted = Counted(fetcher)
+            for name, data in files.items():
+                dest = tmp_path / name
+                res = await fetcher.fetch(FetchRequest(base + name, str(dest), checksums(data)))
+                assert res.outcome is Outcome.DOWNLOADED and dest.read_bytes() == data
+            assert counted.general == 1  # the first one only
+    finally:
+        await runner.cleanup()
