@@ -8,7 +8,8 @@ fetching alone, but in a whole run left the biggest files, planned last, to the 
 then finished 0.1-0.2 s after everything else, on one core.) Several takers may share one
 queue: the run's own transfers and the feeders of its pool worker processes
 (:mod:`aptmirror.sync.pool_procs`), which is how the work stays balanced between processes
-whatever each one's speed."""
+whatever each one's speed.
+"""
 
 from __future__ import annotations
 

@@ -81,7 +81,6 @@ class DirectSink:
         "_started_at",
         "_tmp",
         "_traffic",
-        "_unreported",
         "_url",
         "_window",
         "done",
@@ -119,7 +118,6 @@ class DirectSink:
         # alone (``started``): two events fewer for most small files, in each process.
         self._started_at = 0.0
         self._announced = False
-        self._unreported = 0  # bytes received and not told yet
         self.started: float | None = None  # set when the file is in place, unannounced
 
     # ------------------------------------------------------------------ connection callbacks
@@ -161,15 +159,13 @@ class DirectSink:
             return
         n = len(data)
         self._traffic.received += n
-        if self._announced:
-            self._emit(FileProgress(self._url, n))
-        elif writer.total < limit:  # more to come: in flight from now on
+        # the whole body in this piece: told with its FileDone (a piece after it would
+        # exceed the size); else in flight from now on
+        if not self._announced and writer.total < limit:
             self._announced = True
             self._emit(FileStarted(self._url, self._dest, limit, 0, self._started_at))
-            self._emit(FileProgress(self._url, self._unreported + n))
-            self._unreported = 0
-        else:  # the whole body is here: told with its FileDone
-            self._unreported += n
+        if self._announced:
+            self._emit(FileProgress(self._url, n))
         window = self._window
         if window is not None and writer.total < limit:
             too_slow = window.check(n)

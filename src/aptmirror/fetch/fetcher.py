@@ -394,9 +394,9 @@ class Fetcher:
             raise HTTPStatusError(req.url, status, retry_after=retry_after)
         assert sink.writer is not None
         hasher = sink.writer.hasher
-        self.stats.files += 1
-        self.stats.bytes += hasher.size
         size = hasher.size
+        self.stats.files += 1
+        self.stats.bytes += size
         return FetchResult(req, Outcome.DOWNLOADED, size, hasher.sha256(), size, sink.started)
 
     def _resume_point(self, req: FetchRequest, tmp: str) -> tuple[int, str | None]:

@@ -386,12 +386,12 @@ class ConnectionPool:
         self._host_slots: dict[Endpoint, asyncio.Semaphore] = {}
         self._idle: dict[Endpoint, list[Connection]] = {}
         self._connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
+        self._read_timeout = read_timeout
         self._tls = tls
 
     async def _connect(self, ep: Endpoint) -> Connection:
         loop = asyncio.get_running_loop()
-        conn = Connection(self.read_timeout)
+        conn = Connection(self._read_timeout)
         host, port = ep.proxy or (ep.host, ep.port)
         direct_tls = ep.scheme == "https" and ep.proxy is None
         async with asyncio.timeout(self._connect_timeout):

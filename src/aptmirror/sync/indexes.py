@@ -190,8 +190,13 @@ async def _fetch_group(
                 return dest
         return dest if await _fetch_one(ctx, sv, v, dest, why) else None
 
-    made = await asyncio.gather(*(make_plain(v) for v in plain))
-    fetched = await asyncio.gather(*fetches.values())
+    try:
+        made = await asyncio.gather(*(make_plain(v) for v in plain))
+        fetched = await asyncio.gather(*fetches.values())
+    except BaseException:
+        for task in fetches.values():
+            task.cancel()
+        raise
     found = {v.path: path for v, path in zip([*packed, *plain], [*fetched, *made], strict=True)}
     return {v.path: path for v in variants if (path := found[v.path]) is not None}
 
