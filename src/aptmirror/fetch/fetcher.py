@@ -228,10 +228,9 @@ class Fetcher:
         first: FetchError | None = None  # how a direct first attempt failed
         route = self._direct_route(req)
         if route is not None:
-            own = lane is None
-            lane = Lane() if lane is None else lane
+            held = lane if lane is not None else Lane()  # one of its own: given back below
             try:
-                result = await self._direct(req, *route, lane)
+                result = await self._direct(req, *route, held)
             except Fallback:
                 pass
             except OSError as exc:
@@ -242,8 +241,8 @@ class Fetcher:
                 self._emit_result(result, 1)
                 return result
             finally:
-                if own:
-                    lane.release()
+                if held is not lane:
+                    held.release()
         if lane is not None:  # the general path takes a place in the limits of its own
             lane.release()
         urls = list(dict.fromkeys((req.url, *req.mirrors))) if req.mirrors else [req.url]

@@ -71,6 +71,10 @@ class _Acc:
     first: float | None = None
     last: float | None = None
 
+    def start(self, at: float) -> None:
+        """A transfer started at ``at`` (the events may come out of order)."""
+        self.first = at if self.first is None else min(self.first, at)
+
     @property
     def speed(self) -> float:
         if self.first is None or self.last is None or self.last <= self.first:
@@ -156,12 +160,11 @@ class StateRecorder:
         if run is None:
             return
         if isinstance(event, FileStarted):
-            acc = self._acc(run, event.url)
-            acc.first = event.at if acc.first is None else min(acc.first, event.at)
+            self._acc(run, event.url).start(event.at)
         elif isinstance(event, FileDone):
             acc = self._acc(run, event.url)
             if event.started is not None:  # no FileStarted came for it
-                acc.first = event.started if acc.first is None else min(acc.first, event.started)
+                acc.start(event.started)
             acc.files += 1
             acc.bytes += event.bytes
             acc.last = event.at

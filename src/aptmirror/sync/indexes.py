@@ -157,6 +157,10 @@ def _decompress_to(src: Path, dest: Path, expected: Checksums) -> bool:
     return True
 
 
+# compression suffix -> rank: the quickest to decompress first
+_DECOMPRESS_ORDER = {".lz4": 0, ".zst": 1, ".gz": 2, ".xz": 3, ".lzma": 4, ".bz2": 5}
+
+
 async def _fetch_group(
     ctx: RunContext,
     sv: VerifiedRelease,
@@ -197,11 +201,9 @@ async def _fetch_group(
         for task in fetches.values():
             task.cancel()
         raise
-    found = {v.path: path for v, path in zip([*packed, *plain], [*fetched, *made], strict=True)}
+    found = dict(zip(fetches, fetched, strict=True))
+    found.update((v.path, path) for v, path in zip(plain, made, strict=True))
     return {v.path: path for v in variants if (path := found[v.path]) is not None}
-
-
-_DECOMPRESS_ORDER = {".lz4": 0, ".zst": 1, ".gz": 2, ".xz": 3, ".lzma": 4, ".bz2": 5}
 
 
 def _link_by_hash(sv: VerifiedRelease, suite_skel: Path, rel: str) -> dict[str, Path]:
@@ -220,15 +222,17 @@ async def fetch_indexes(ctx: RunContext, sv: VerifiedRelease) -> SuiteIndexes:
     suite_skel = ctx.skel / ctx.suite_rel(sv.job)
     out = SuiteIndexes(sv, dict(sv.files))
     groups = group_variants(select_for(sv, ctx))
-    whys: list[list[str]] = [[] for _ in groups]
+    whys: dict[str, list[str]] = {base: [] for base in groups}
     # the indexes to plan from first: planning waits for this stage, and they are the
-    # biggest to decompress
-    tasks: dict[str, asyncio.Future[dict[str, Path]]] = {}
-    for base, variants in sorted(groups.items(), key=lambda g: g[1][0].kind not in PARSEABLE_KINDS):
-        why = whys[list(groups).index(base)]
-        tasks[base] = asyncio.ensure_future(_fetch_group(ctx, sv, suite_skel, variants, why))
+    # biggest to decompress (started first; the results are taken in the Release's order)
+    first = sorted(groups, key=lambda base: groups[base][0].kind not in PARSEABLE_KINDS)
+    tasks = {
+        base: asyncio.ensure_future(_fetch_group(ctx, sv, suite_skel, groups[base], whys[base]))
+        for base in first
+    }
     fetched = await asyncio.gather(*(tasks[base] for base in groups))
-    for (base, variants), got, why in zip(groups.items(), fetched, whys, strict=True):
+    for (base, variants), got in zip(groups.items(), fetched, strict=True):
+        why = whys[base]
         kind = variants[0].kind
         if not got and any(v.required for v in variants):
             reasons = "; ".join(why) or "no variant listed"
