@@ -644,6 +644,22 @@ def test_pool_file_changed_in_place_is_not_replaced_by_failed_run(scenario: Scen
     assert (suite / "InRelease").read_bytes() == sc.info.inrelease.read_bytes()
 
 
+def test_a_short_pool_file_left_by_a_killed_run_is_fetched_again(scenario: Scenario) -> None:
+    """A pool file is written in place once verified (fetch.body): a run killed during that
+    write leaves a prefix of the right bytes under the final name. The next run, with the
+    same indexes, sees the wrong size, fetches the file again and publishes."""
+    sc = scenario
+    rel = _hello_amd64(sc)
+    whole = (sc.mirror / rel).read_bytes()
+    (sc.mirror / rel).write_bytes(whole[: len(whole) // 2])
+    sc.up.reset_log()
+    res = sc.run()
+    assert res.code == 0, res.output
+    assert sc.up.count(f"/{rel}", "GET") == 1
+    assert (sc.mirror / rel).read_bytes() == whole
+    assert_published(sc)
+
+
 # --------------------------------------------------------------------------- more faults
 
 

@@ -74,6 +74,7 @@ class DirectSink:
         "_dest",
         "_emit",
         "_expected",
+        "_in_place",
         "_loop",
         "_made_dirs",
         "_modified",
@@ -102,10 +103,11 @@ class DirectSink:
         traffic: Traffic,
         slow: SlowRate | None,
         made_dirs: set[str],
+        in_place: bool = False,
     ) -> None:
         self._conn, self._url, self._dest, self._tmp = conn, url, dest, tmp
         self._expected, self._emit, self._traffic = expected, emit, traffic
-        self._slow, self._made_dirs = slow, made_dirs
+        self._slow, self._made_dirs, self._in_place = slow, made_dirs, in_place
         self._loop = asyncio.get_running_loop()
         self.done: asyncio.Future[None] = self._loop.create_future()
         self.error: BaseException | None = None  # ours: the disk, verification, too slow
@@ -136,7 +138,9 @@ class DirectSink:
             )
             return
         hasher = Hasher(self._expected)
-        self.writer = BodyWriter(self._tmp, hasher, append=False, made_dirs=self._made_dirs)
+        self.writer = BodyWriter(
+            self._tmp, hasher, append=False, made_dirs=self._made_dirs, in_place=self._in_place
+        )
         self._traffic.streaming += 1
         if self._slow is not None:
             self._window = SlowWindow(self._slow, self._traffic, self._loop.time)

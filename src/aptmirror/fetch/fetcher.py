@@ -100,12 +100,16 @@ class FetchRequest:
     # the caller knows no partial file of ``dest`` exists (its directory was missing): the
     # first attempt skips looking for one
     fresh: bool = False
+    # ``dest`` did not exist when planned: a body verified in memory is written straight to
+    # it, without a partial file and a rename (see BodyWriter's ``in_place``)
+    in_place: bool = False
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         # pool worker processes get thousands: a constructor call with the path as a string
         # pickles several times faster than dataclass state (and a Path as its parts)
         return (FetchRequest, (self.url, os.fspath(self.dest), self.expected, self.optional,
-                               self.max_size, self.mirrors, self.fresh))  # fmt: skip
+                               self.max_size, self.mirrors, self.fresh,
+                               self.in_place))  # fmt: skip
 
 
 @frozen
@@ -370,6 +374,7 @@ class Fetcher:
             traffic=self._traffic,
             slow=self._slow,
             made_dirs=self._made_dirs,
+            in_place=req.in_place,
         )
         try:
             lane.watch(sink)
@@ -477,7 +482,9 @@ class Fetcher:
         size = req.expected.size if req.expected is not None else resp.content_length
         dest = os.fspath(req.dest)
         self._emit(FileStarted(req.url, dest, size, offset))
-        writer = BodyWriter(tmp, hasher, append=offset > 0, made_dirs=self._made_dirs)
+        writer = BodyWriter(
+            tmp, hasher, append=offset > 0, made_dirs=self._made_dirs, in_place=req.in_place
+        )
         resumable = False
         try:
             if offset:

@@ -313,6 +313,7 @@ class PoolDownloads:
             self.ctx.pool_checksums(item.checksums),
             mirrors=item.job.alt_urls(url),
             fresh=item.fresh,
+            in_place=not item.replaces,
         )
 
     def _resumed(self, i: int) -> FetchRequest:
