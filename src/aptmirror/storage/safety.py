@@ -56,8 +56,10 @@ class DirGuard:
         """Raise UnsafePathError when the directory of ``dest`` resolves outside the root;
         else tell whether that directory existed when first checked (False: nothing can be
         in it yet, so the caller may skip looking for ``dest`` or its partial file)."""
-        directory = os.path.dirname(os.fspath(dest))
-        if directory not in self._ok:  # (asked once per pool file: most are known)
+        # rpartition, not os.path.dirname (5 times slower): asked once per pool file, for
+        # paths under the root, which have no trailing or doubled slashes
+        directory = os.fspath(dest).rpartition(os.sep)[0]
+        if directory not in self._ok:  # most are known
             self._check_dir(directory)
         return directory not in self._missing
 
