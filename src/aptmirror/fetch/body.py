@@ -235,12 +235,9 @@ class BodyWriter:
         if self._in_place and self._fd < 0 and expected is not None and not meta_written:
             if self._write_in_place(url, expected, dest, last_modified):
                 return
-            self._write_pending()  # hashed and verified already: to the partial file
-            _keep_upstream_mtime(self._fd, last_modified)
-            self.close()
-            os.replace(self.tmp, dest)
-            return
-        self.flush()
+            self._write_pending()  # hashed already: to the partial file, then as below
+        else:
+            self.flush()
         if self._fd >= 0:  # nothing more is written: upstream's mtime now, by descriptor
             _keep_upstream_mtime(self._fd, last_modified)
         else:

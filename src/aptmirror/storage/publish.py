@@ -231,8 +231,6 @@ def _link_into(snapshot: Path, files: Sequence[tuple[str, Path | str]]) -> None:
             made.add(parent)
         try:
             os.link(src, dest)
-        except FileExistsError:  # listed twice (cannot happen: relpaths are keys)
-            link_or_copy(Path(src), Path(dest))
         except OSError:
             shutil.copy2(src, dest)
 

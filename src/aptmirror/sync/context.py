@@ -25,10 +25,6 @@ class Failure:
     reason: str
 
 
-# hashes that only identify a file, without protecting it (warned about per suite)
-WEAK_HASHES = frozenset({"SHA1", "MD5Sum"})
-
-
 @dataclass(slots=True)
 class RunContext:
     settings: Settings
@@ -81,7 +77,7 @@ class RunContext:
     ) -> None:
         """Warn (once per suite and run) when a pool file is listed with MD5/SHA1 only
         (``strongest``: its :meth:`Checksums.strongest`)."""
-        weak = strongest is not None and strongest[0] in WEAK_HASHES
+        weak = strongest is not None and strongest[0] in ("SHA1", "MD5Sum")
         if weak and job.name not in self._weak_warned:
             self._weak_warned.add(job.name)
             self.warn(

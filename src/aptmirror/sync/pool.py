@@ -29,7 +29,7 @@ from aptmirror.fetch.fetcher import FetchRequest
 from aptmirror.model import Checksums
 from aptmirror.observe.events import Event
 from aptmirror.storage.varfiles import VarFiles
-from aptmirror.sync.context import WEAK_HASHES, RunContext
+from aptmirror.sync.context import RunContext
 from aptmirror.sync.indexes import SuiteIndexes
 from aptmirror.sync.jobs import RepoJob
 
@@ -144,10 +144,7 @@ def plan_suite(
     job = idx.verified.job
     root = ctx.local_root(job)
     mirror = os.fspath(ctx.mirror)
-    # bound once: the loop runs per pool file (a whole Debian: hundreds of thousands)
-    check_dir = ctx.guard(job).check
-    add_pool_file = var.add_pool_file
-    keep = plan.keep
+    guard = ctx.guard(job)
     count = 0
     for kind, path in idx.parseable:
         try:
@@ -158,8 +155,10 @@ def plan_suite(
                 rel = f"{root}/{pf.path}"
                 checksums = pf.checksums
                 hashes = dict(checksums.hashes)  # the parsers list each hash name once
-                add_pool_file(rel, hashes.get("MD5Sum"), hashes.get("SHA1"), hashes.get("SHA256"))
-                if rel in keep:
+                var.add_pool_file(
+                    rel, hashes.get("MD5Sum"), hashes.get("SHA1"), hashes.get("SHA256")
+                )
+                if rel in plan.keep:
                     other = _conflict(plan, rel, job, checksums) if job.local_path else None
                     if other is not None:
                         reason = f"{other} stores other contents at {rel} (shared mirror_path)"
@@ -171,15 +170,14 @@ def plan_suite(
                             pending.others = []
                         pending.others.append(job)
                     continue
-                size = keep[rel] = checksums.size
+                size = plan.keep[rel] = checksums.size
                 strongest = checksums.strongest()
                 if job.local_path is not None:
                     plan.owners[rel] = (job.uri, _compact(size, strongest))
                 dest = f"{mirror}/{rel}"
                 # no planted symlink leads the write outside; a new directory holds nothing
-                dir_exists = check_dir(dest)
-                if strongest is None or strongest[0] in WEAK_HASHES:
-                    ctx.note_hash_strength(job, pf.path, strongest)
+                dir_exists = guard.check(dest)
+                ctx.note_hash_strength(job, pf.path, strongest)
                 needed, exists = _local_state(dest, size) if dir_exists else (True, False)
                 if needed:
                     name, digest = strongest or ("", "")
