@@ -22,16 +22,15 @@ from aptmirror.config.loader import load_config
 from aptmirror.config.observe import observe_settings
 from aptmirror.errors import ConfigError, LockError, StorageError
 from aptmirror.model import Config
-from aptmirror.observe.session import ObservedRun
 from aptmirror.storage.lock import RunLock
-from aptmirror.storage.postmirror import run_postmirror
-from aptmirror.sync.loop import run_loop
-from aptmirror.sync.run import RunSummary, run_mirror
+from aptmirror.storage.treescan import TreeScan
+from aptmirror.sync.jobs import repo_roots
 
-if TYPE_CHECKING:  # the subcommands' modules are imported when they run
+if TYPE_CHECKING:  # the subcommands' modules, and a run's, are imported when they run
     import argparse
 
     from aptmirror.audit.verify import VerifyReport
+    from aptmirror.sync.run import RunSummary
 
 DEFAULT_CONFIG = "/etc/apt/mirror.list"
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
@@ -79,6 +78,8 @@ def _postmirror(
     s = config.settings
     if not s.run_postmirror:
         return
+    from aptmirror.storage.postmirror import run_postmirror
+
     print(f"Running the Post Mirror script ...\n({s.postmirror_script})\n", flush=True)
     status = run_postmirror(
         Path(s.postmirror_script).absolute(),
@@ -99,9 +100,18 @@ def run(config: Config) -> int:
         except OSError as exc:
             raise StorageError(f"cannot create directory {path}: {exc.strerror or exc}") from exc
     with RunLock(Path(s.var_path)):
-        with ObservedRun(config, sys.stdout, opts=opts) as obs:  # state DB, logs, metrics…
-            summary = run_loop(run_mirror(config, obs.out, obs.bus.emit, obs.run_id))
-            env = obs.hook_env()
+        # find(1) lists the mirror on the other core while the rest is imported (≈ 0.1 s)
+        scan = TreeScan.start(repo_roots(config))
+        try:
+            from aptmirror.observe.session import ObservedRun
+            from aptmirror.sync.loop import run_loop
+            from aptmirror.sync.run import run_mirror
+
+            with ObservedRun(config, sys.stdout, opts=opts) as obs:  # state DB, logs, metrics…
+                summary = run_loop(run_mirror(config, obs.out, obs.bus.emit, obs.run_id, scan))
+                env = obs.hook_env()
+        finally:
+            scan.close()
         _postmirror(summary, config, env)
     return summary.exit_code
 

@@ -17,6 +17,7 @@ import stat
 from pathlib import Path
 
 from aptmirror.errors import UnsafePathError
+from aptmirror.storage.treescan import LocalTree
 
 __all__ = ["DirGuard", "ensure_inside", "is_inside"]
 
@@ -46,8 +47,9 @@ class DirGuard:
     directory is safe: we create it as a real directory.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tree: LocalTree | None = None) -> None:
         self.root = root
+        self.tree = tree  # what find(1) listed before planning: no lstat needed
         self._root = os.fspath(root).rstrip(os.sep)
         self._ok: set[str] = {self._root}
         self._missing: set[str] = set()  # checked and absent (so is everything below them)
@@ -74,11 +76,16 @@ class DirGuard:
             if parent in self._missing:
                 self._missing.add(directory)
             else:
-                try:
-                    is_link = stat.S_ISLNK(os.lstat(directory).st_mode)
-                except FileNotFoundError:
-                    is_link = False
+                mode = _mode(directory) if self.tree is None else self.tree.mode(directory)
+                if mode is None:
                     self._missing.add(directory)
-                if is_link:
+                elif stat.S_ISLNK(mode):
                     ensure_inside(directory, self.root)
         self._ok.add(directory)
+
+
+def _mode(path: str) -> int | None:
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None

@@ -13,6 +13,7 @@ from aptmirror.frozen import frozen
 from aptmirror.model import Checksums, Settings
 from aptmirror.observe.events import Emit, ignore
 from aptmirror.storage.safety import DirGuard
+from aptmirror.storage.treescan import LocalTree
 from aptmirror.sync.jobs import RepoJob, local_root, suite_rel
 
 
@@ -36,6 +37,8 @@ class RunContext:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # injectable clock
     emit: Emit = field(default=ignore)  # observers: progress, logs, metrics, state
     _weak_warned: set[str] = field(default_factory=set)
+    # the repository roots as find(1) listed them before planning (None: lstat each path)
+    tree: LocalTree | None = None
     _guards: dict[str, DirGuard] = field(default_factory=dict)
     # by id(job): the jobs live as long as the run, and hashing one (all its fields, the
     # locations' too) took longer than working the root out, once per pool file
@@ -69,7 +72,7 @@ class RunContext:
         """Checks that pool destinations of ``job`` stay inside its repository root."""
         root = self.local_root(job)
         if root not in self._guards:
-            self._guards[root] = DirGuard(self.mirror / root)
+            self._guards[root] = DirGuard(self.mirror / root, self.tree)
         return self._guards[root]
 
     def note_hash_strength(

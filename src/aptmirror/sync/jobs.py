@@ -7,14 +7,16 @@ each Release is fetched and verified once and the suite is published once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Literal
 
 from aptmirror.config.mirrorpaths import mirror_path_overrides
 from aptmirror.config.trust import Directive, gpg_verify_overrides, signed_by_values
 from aptmirror.config.urls import sanitize_uri
 from aptmirror.frozen import frozen
-from aptmirror.model import Location, SourceLine, SourceType
+from aptmirror.model import Config, Location, SourceLine, SourceType
 
 
 @frozen
@@ -68,6 +70,16 @@ def local_root(job: RepoJob, tilde: bool) -> str:
     if job.local_path is not None:
         return job.local_path
     return sanitize_uri(job.uri, tilde)
+
+
+def repo_roots(config: Config) -> list[str]:
+    """Every repository root of ``config``, spelt as planning spells its pool files'
+    paths (``<mirror_path>/<local_root>/…``)."""
+    s = config.settings
+    mirror = os.fspath(Path(s.mirror_path))
+    return [
+        f"{mirror}/{local_root(j, s.tilde)}" for j in group_jobs(config.sources, config.directives)
+    ]
 
 
 def suite_rel(job: RepoJob, tilde: bool) -> str:

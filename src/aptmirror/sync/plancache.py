@@ -20,6 +20,7 @@ import stat
 
 from aptmirror import __version__
 from aptmirror.storage.atomic import atomic_write_bytes, atomic_write_text
+from aptmirror.storage.treescan import LocalTree
 from aptmirror.sync.context import RunContext
 from aptmirror.sync.indexes import SuiteIndexes
 from aptmirror.sync.pool import PoolPlan
@@ -55,7 +56,7 @@ def reuse(ctx: RunContext, key: str, plan: PoolPlan) -> bool:
             return False
         # marshal.loads: marshal.load on a file object reads it piecemeal, 8 times slower
         warnings, paths, sizes = marshal.loads(body)
-        keep = _check(paths, sizes, os.fspath(ctx.mirror))
+        keep = _check(paths, sizes, os.fspath(ctx.mirror), ctx.tree)
     except (OSError, ValueError, EOFError, TypeError):
         return False
     if keep is None:
@@ -67,8 +68,17 @@ def reuse(ctx: RunContext, key: str, plan: PoolPlan) -> bool:
     return True
 
 
-def _check(paths: list[str], sizes: list[int], mirror: str) -> dict[str, int] | None:
-    """``{path: size}`` when every path is a regular file of its size, else None."""
+def _check(
+    paths: list[str], sizes: list[int], mirror: str, tree: LocalTree | None = None
+) -> dict[str, int] | None:
+    """``{path: size}`` when every path is a regular file of its size, else None (looked
+    up in ``tree`` when find(1) listed the roots, else with an ``lstat`` each)."""
+    if tree is not None:
+        holds = tree.holds
+        for rel, size in zip(paths, sizes, strict=True):
+            if not holds(f"{mirror}/{rel}", size):
+                return None
+        return dict(zip(paths, sizes, strict=True))
     lstat, is_file = os.lstat, stat.S_ISREG  # the loop runs once per pool file
     for rel, size in zip(paths, sizes, strict=True):
         try:

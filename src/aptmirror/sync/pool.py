@@ -145,6 +145,7 @@ def plan_suite(
     root = ctx.local_root(job)
     mirror = os.fspath(ctx.mirror)
     guard = ctx.guard(job)
+    local_state = _local_state if ctx.tree is None else ctx.tree.take_file
     count = 0
     for kind, path in idx.parseable:
         try:
@@ -178,7 +179,7 @@ def plan_suite(
                 # no planted symlink leads the write outside; a new directory holds nothing
                 dir_exists = guard.check(dest)
                 ctx.note_hash_strength(job, pf.path, strongest)
-                needed, exists = _local_state(dest, size) if dir_exists else (True, False)
+                needed, exists = local_state(dest, size) if dir_exists else (True, False)
                 if needed:
                     name, digest = strongest or ("", "")
                     todo = Download(job, size, name, digest, exists, not dir_exists)

@@ -36,6 +36,7 @@ from aptmirror.storage.publish import (
     remove_obsolete,
     swap,
 )
+from aptmirror.storage.treescan import TreeScan
 from aptmirror.storage.varfiles import VarFiles
 from aptmirror.sync import plancache
 from aptmirror.sync.cleaning import run_clean
@@ -47,7 +48,7 @@ from aptmirror.sync.indexes import (
     fetch_indexes,
     select_for,
 )
-from aptmirror.sync.jobs import RepoJob, group_jobs
+from aptmirror.sync.jobs import RepoJob, group_jobs, repo_roots
 from aptmirror.sync.pool import (
     PoolDownloads,
     PoolPlan,
@@ -125,7 +126,19 @@ def _publish(
     return published, obsolete
 
 
-async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
+async def _mirror(
+    ctx: RunContext, jobs: list[RepoJob], config: Config, scan: TreeScan | None
+) -> int:
+    # find(1) lists what the mirror holds on the other core meanwhile (planning's lstats)
+    if scan is None:
+        scan = TreeScan.start(repo_roots(config))
+    try:
+        return await _mirror_with(ctx, jobs, config, scan)
+    finally:
+        scan.close()
+
+
+async def _mirror_with(ctx: RunContext, jobs: list[RepoJob], config: Config, scan: TreeScan) -> int:
     releases = await _stage(
         ctx, "release", len(jobs), asyncio.gather(*(fetch_release(ctx, j) for j in jobs))
     )
@@ -138,6 +151,7 @@ async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
             ctx, "index", n_index, asyncio.gather(*(fetch_indexes(ctx, v) for v in verified))
         )
         ctx.say("Processing indexes: [" + "".join(_marks(i) for i in indexes) + "]\n")
+        ctx.tree = await scan.result()
         key = plancache.plan_key(ctx, indexes)
         reused = plancache.reuse(ctx, key, plan)  # the same plan as last time, files in place
     except BaseException:
@@ -160,6 +174,7 @@ async def _mirror(ctx: RunContext, jobs: list[RepoJob], config: Config) -> int:
     # what was downloaded is in place: the clean stage's walk may reuse the memory of the
     # download records (a first mirror of a whole Debian: tens of MB)
     plan.todo.clear()
+    ctx.tree = None
     downloads.close()
     ctx.emit(StageStarted("clean"))
     run_clean(ctx, config, jobs, plan.keep, indexes)
@@ -228,11 +243,17 @@ def _marks(idx: SuiteIndexes) -> str:
 
 
 async def run_mirror(
-    config: Config, out: TextIO, emit: Emit | None = None, run_id: str = ""
+    config: Config,
+    out: TextIO,
+    emit: Emit | None = None,
+    run_id: str = "",
+    scan: TreeScan | None = None,
 ) -> RunSummary:
     """Run every stage for ``config``; never raises for a download problem.
 
-    ``emit`` receives the run's events (observe/events.py) under ``run_id``.
+    ``emit`` receives the run's events (observe/events.py) under ``run_id``. ``scan``:
+    the listing of the repository roots, if the caller started it already (else the run
+    starts it); closed by the run.
     """
     s = config.settings
     for path in (s.mirror_path, s.skel_path, s.var_path):
@@ -252,7 +273,7 @@ async def run_mirror(
             (uri, ctx.local_root(j), j.dist) for j in jobs for uri in (j.uri, *j.mirrors)
         )
         ctx.emit(RunStarted(run_id, suites, sources=sources))
-        published = await _mirror(ctx, jobs, config)
+        published = await _mirror(ctx, jobs, config, scan)
     _report_failures(ctx)
     _emit_results(ctx, jobs)
     stats = ctx.fetcher.stats
