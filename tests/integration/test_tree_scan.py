@@ -104,3 +104,30 @@ def test_a_planted_symlink_is_refused_with_or_without_a_listing(
     moved.rename(directory)
     assert sc.run().code == 0
     assert_published(sc)
+
+
+def test_a_pool_directory_moved_and_symlinked_inside_the_tree_stays_in_place(
+    scenario: Scenario, listings: list[LocalTree | None]
+) -> None:
+    """find does not follow a directory symlink; what is below one is looked at with an
+    lstat, which does: its files are not fetched again."""
+    sc = scenario
+    before = upstream_pool(sc.info)
+    sc.update()
+    after = upstream_pool(sc.info)
+    changed = {rel for rel, digest in after.items() if before.get(rel) != digest}
+    dirs = {str(Path(rel).parent) for rel in after}
+    quiet = sorted(d for d in dirs if not any(str(Path(rel).parent) == d for rel in changed))
+    directory = sc.mirror / quiet[0]
+    moved = sc.mirror / "pool" / "other-disk" / directory.name
+    moved.parent.mkdir()
+    directory.rename(moved)
+    directory.symlink_to(moved)  # the administrator's choice: it stays inside the tree
+    sc.up.reset_log()
+
+    res = sc.run()
+
+    assert res.code == 0, res.output
+    assert _pool_requests(sc) == changed
+    assert directory.is_symlink()
+    assert_published(sc)

@@ -37,7 +37,10 @@ def tree(tmp_path: Path) -> Path:
     (pool / "hello_1.0_amd64.deb").write_bytes(b"x" * 1234)
     (pool / "empty.deb").write_bytes(b"")
     (pool / "link.deb").symlink_to("hello_1.0_amd64.deb")
-    (root / "pool" / "main" / "l").symlink_to(tmp_path)  # a directory symlink
+    elsewhere = root / "pool" / "elsewhere" / "lib"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "beside.deb").write_bytes(b"z" * 7)
+    (root / "pool" / "main" / "l").symlink_to(elsewhere.parent)  # a directory symlink
     os.mkfifo(pool / "fifo")
     (root / "pool" / "contrib").mkdir()
     (pool / "odd\nname \udcff.deb").write_bytes(b"yy")  # a newline, a byte not UTF-8
@@ -49,7 +52,10 @@ def _paths(root: Path) -> list[str]:
     for directory, dirs, files in os.walk(root):
         found += [os.path.join(directory, n) for n in (*dirs, *files)]
     absent = [f"{root}/pool/main/h/hello/gone.deb", f"{root}/pool/none/x.deb", f"{root}/x"]
-    return found + absent
+    # find does not follow pool/main/l; an lstat of what is below it does
+    linked = [f"{root}/pool/main/l/lib", f"{root}/pool/main/l/lib/beside.deb"]
+    linked += [f"{root}/pool/main/l/lib/gone.deb", f"{root}/pool/main/l/none/x.deb"]
+    return found + absent + linked
 
 
 def test_the_listing_answers_as_lstat_does(tree: Path) -> None:
@@ -66,17 +72,18 @@ def test_the_listing_answers_as_lstat_does(tree: Path) -> None:
     for path in paths:
         before = len(listing)
         assert listing.take_file(path, 1234) == _local_state(path, 1234), path
-        assert len(listing) == before - (_lstat_mode(path) is not None)
+        taken = _lstat_mode(path) == stat.S_IFREG and "/l/" not in path
+        assert len(listing) == before - taken
 
 
-def test_entries_below_a_directory_symlink_are_not_listed(tree: Path, tmp_path: Path) -> None:
-    (tmp_path / "beside.deb").write_bytes(b"z")
+def test_entries_below_a_directory_symlink_get_an_lstat(tree: Path) -> None:
     listing = _listing(tree)
     assert listing is not None
-    # find does not follow pool/main/l -> tmp_path; the planner refuses that directory
-    # before asking about anything below it
     assert listing.mode(f"{tree}/pool/main/l") == stat.S_IFLNK
-    assert listing.mode(f"{tree}/pool/main/l/beside.deb") is None
+    beside = f"{tree}/pool/main/l/lib/beside.deb"
+    assert listing.mode(beside) == stat.S_IFREG
+    assert listing.holds(beside, 7)
+    assert listing.take_file(beside, 7) == (False, True)
 
 
 def test_a_root_that_is_a_symlink_is_followed(tree: Path, tmp_path: Path) -> None:

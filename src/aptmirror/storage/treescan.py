@@ -45,7 +45,9 @@ _KINDS = {
 class LocalTree:
     """The entries under some directories at one moment: path -> type letter and size
     (``"f1234"``: a regular file of 1234 bytes; ``"d4096"`` a directory, ``"l7"`` a
-    symlink). A path under a listed root that is not here did not exist."""
+    symlink). A path under a listed root that is not here did not exist — unless a
+    directory above it is a symlink, which find does not follow and an ``lstat`` does:
+    such a path, and any path outside the roots, is answered with an ``lstat``."""
 
     __slots__ = ("_entries", "_roots")
 
@@ -54,14 +56,30 @@ class LocalTree:
         self._entries = entries
 
     def covers(self, path: str) -> bool:
-        """Is ``path`` below one of the listed roots (so the listing can answer for it)?
+        """Is ``path`` below one of the listed roots (so the listing may answer for it)?
         Not a root itself: find follows a root that is a symlink, an lstat does not."""
         return path.startswith(self._roots)
 
+    def _below_link(self, path: str) -> bool:
+        """Is a directory between ``path`` (not listed) and its root a symlink?"""
+        directory = path
+        while True:
+            directory = directory.rpartition(os.sep)[0]
+            if not directory.startswith(self._roots):
+                return False
+            entry = self._entries.get(directory)
+            if entry is not None:
+                return entry[0] == "l"
+
+    def _listed(self, path: str) -> bool:
+        """Can the listing answer for ``path`` (else an ``lstat`` must)?"""
+        return path.startswith(self._roots) and (
+            path in self._entries or not self._below_link(path)
+        )
+
     def mode(self, path: str) -> int | None:
-        """The file type bits (``stat.S_IFMT``) of ``path``; None if it did not exist.
-        For a path the listing does not cover, an ``lstat``."""
-        if not self.covers(path):
+        """The file type bits (``stat.S_IFMT``) of ``path``; None if it did not exist."""
+        if not self._listed(path):
             try:
                 return stat.S_IFMT(os.lstat(path).st_mode)
             except FileNotFoundError:
@@ -73,28 +91,34 @@ class LocalTree:
 
     def take_file(self, path: str, size: int) -> tuple[bool, bool]:
         """(needs downloading: not a regular file of ``size`` bytes, something exists
-        there), and forget ``path`` (each is asked about once: the listing shrinks as the
-        plan grows)."""
-        if not self.covers(path):
+        there), as :func:`aptmirror.sync.pool._local_state` answers it with an ``lstat``;
+        and forget ``path`` if it is a file (each is asked about once: the listing shrinks
+        as the plan grows)."""
+        entry = self._entries.pop(path, None)
+        if entry is not None:
+            if entry[0] != "f":  # kept: a directory's entry answers for what is below it
+                self._entries[path] = entry
+            return entry != f"f{size}", True
+        if not self._listed(path):
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
                 return True, False
             return st.st_size != size or not stat.S_ISREG(st.st_mode), True
-        entry = self._entries.pop(path, None)
-        if entry is None:
-            return True, False
-        return entry != f"f{size}", True
+        return True, False
 
     def holds(self, path: str, size: int) -> bool:
         """Is ``path`` a regular file of ``size`` bytes? (Not forgotten.)"""
-        if not self.covers(path):
+        entry = self._entries.get(path)
+        if entry is not None:
+            return entry == f"f{size}"
+        if not self._listed(path):
             try:
                 st = os.lstat(path)
             except OSError:
                 return False
             return st.st_size == size and stat.S_ISREG(st.st_mode)
-        return self._entries.get(path) == f"f{size}"
+        return False
 
     def __len__(self) -> int:
         return len(self._entries)
