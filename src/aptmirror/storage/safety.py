@@ -40,7 +40,8 @@ def ensure_inside(path: Path | str, root: Path | str) -> None:
 
 
 class DirGuard:
-    """:func:`ensure_inside` for many files of one root, one ``lstat`` per directory.
+    """:func:`ensure_inside` for many files of one root, one ``lstat`` per directory (or a
+    look-up in ``tree``, find's listing of the mirror, when there is one).
 
     A directory is safe when its parent is safe and it is not a symlink (or is a symlink
     that resolves inside the root); only symlinks are resolved with ``realpath``. A missing

@@ -73,9 +73,7 @@ class LocalTree:
 
     def _listed(self, path: str) -> bool:
         """Can the listing answer for ``path`` (else an ``lstat`` must)?"""
-        return path.startswith(self._roots) and (
-            path in self._entries or not self._below_link(path)
-        )
+        return self.covers(path) and (path in self._entries or not self._below_link(path))
 
     def mode(self, path: str) -> int | None:
         """The file type bits (``stat.S_IFMT``) of ``path``; None if it did not exist."""

@@ -5,7 +5,8 @@ start-up). When the verified Release files, the selected indexes, the configurat
 the program version are all the same as in the last run that planned without an error, the
 plan is the same too: ``var/.aptmirror-plan`` keeps its pool paths and sizes (a text line
 with the key, then the lists in :mod:`marshal` form: read in 3 ms where 15,000 text lines
-took 10), and the run only checks each one with an ``lstat``. A file deleted or resized
+took 10), and the run only checks each one (in find's listing of the mirror, see
+:mod:`aptmirror.storage.treescan`, else with an ``lstat``). A file deleted or resized
 by hand sends the run back to full planning, so it is fetched again as the Perl tool
 would. The var/ lists (``ALL``, ``MD5``, ``SHA1``, ``SHA256``) stay as they are — the same
 content — and ``NEW`` is emptied (nothing new this run).
