@@ -164,6 +164,15 @@ def test_too_large_a_listing_is_not_read(tree: Path, monkeypatch: pytest.MonkeyP
     assert _listing(tree) is not None
 
 
+def test_a_listing_that_cannot_be_read_back_is_no_listing(tree: Path) -> None:
+    scan = TreeScan.start([os.fspath(tree)])
+    assert scan._out is not None
+    scan._out.close()
+    scan._out = open("/proc/self/mem", "rb")  # noqa: SIM115 - EIO at offset 0; closed by result
+    assert asyncio.run(scan.result()) is None
+    assert scan._out is None  # closed
+
+
 def test_a_slow_find_is_waited_for_without_blocking_the_loop(
     tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -189,13 +189,12 @@ class TreeScan:
                 import asyncio  # loaded by then; not before find starts (see start)
 
                 status = await asyncio.to_thread(proc.wait)
-            if status != 0:
-                return None
-            size = os.fstat(out.fileno()).st_size
-            if size > MAX_OUTPUT:
+            if status != 0 or os.fstat(out.fileno()).st_size > MAX_OUTPUT:
                 return None
             out.seek(0)
             return parse_listing(self.covered, out.read())
+        except OSError:  # the listing's own file could not be read back
+            return None
         finally:
             self.close()
 
