@@ -173,6 +173,19 @@ def test_a_listing_that_cannot_be_read_back_is_no_listing(tree: Path) -> None:
     assert scan._out is None  # closed
 
 
+def test_a_find_whose_listing_grows_too_large_is_stopped_at_once(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(treescan, "MAX_OUTPUT", 100)
+    _fake_find(tmp_path, monkeypatch, "head -c 2000 /dev/zero; exec sleep 60")
+    scan = TreeScan.start([os.fspath(tree)])
+    proc = scan._proc
+    started = time.monotonic()
+    assert asyncio.run(scan.result()) is None
+    assert time.monotonic() - started < 10  # not the 60 s of the rest of its walk
+    assert proc is not None and proc.returncode is not None  # killed
+
+
 def test_a_slow_find_is_waited_for_without_blocking_the_loop(
     tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

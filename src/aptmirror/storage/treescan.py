@@ -10,8 +10,10 @@ The listing is what was there when ``find`` walked the tree, as an ``lstat`` at 
 what was there then: a file that appears later is met by the writer's ``O_EXCL`` and a
 changed one by the download's own checks. Whenever ``find`` is missing, fails (an
 unreadable directory, an entry that vanished during the walk) or lists more than
-``MAX_OUTPUT`` bytes, there is no listing and planning takes an ``lstat`` per path as
-before: the listing only saves time, it never decides anything an ``lstat`` would not.
+``MAX_OUTPUT`` bytes (it is stopped as soon as its listing passes that size: a root that
+holds far more than is mirrored costs no long wait), there is no listing and planning
+takes an ``lstat`` per path as before: the listing only saves time, it never decides
+anything an ``lstat`` would not.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ _FORMAT = "%p\\0%y%s\\0"
 # architecture) are not read: held in a dict they would cost more memory than the lstats
 # they save are worth.
 MAX_OUTPUT = 16 << 20
+POLL_INTERVAL = 0.01  # seconds between two looks at a find that is still walking
 
 # find's %y letters
 _KINDS = {
@@ -178,17 +181,18 @@ class TreeScan:
     async def result(self) -> LocalTree | None:
         """The listing once ``find`` has finished; None when it could not list everything
         (every path is then looked at with an ``lstat``)."""
+        import asyncio  # loaded by then; not before find starts (see start)
+
         proc, out = self._proc, self._out
         if self._failed:
             return None
         if proc is None or out is None:
             return LocalTree(self.covered, {})  # nothing was there
         try:
-            status = proc.poll()
-            if status is None:  # still walking (a large tree, a cold disk)
-                import asyncio  # loaded by then; not before find starts (see start)
-
-                status = await asyncio.to_thread(proc.wait)
+            while (status := proc.poll()) is None:  # still walking (a large tree, a cold disk)
+                if os.fstat(out.fileno()).st_size > MAX_OUTPUT:
+                    return None  # it would not be read: no use waiting for the rest
+                await asyncio.sleep(POLL_INTERVAL)
             if status != 0 or os.fstat(out.fileno()).st_size > MAX_OUTPUT:
                 return None
             out.seek(0)
