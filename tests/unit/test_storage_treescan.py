@@ -13,12 +13,20 @@ import pytest
 
 from aptmirror.storage import treescan
 from aptmirror.storage.treescan import LocalTree, TreeScan, parse_listing
-from aptmirror.sync.pool import _local_state
 
 
 def _listing(*roots: Path) -> LocalTree | None:
     scan = TreeScan.start(os.fspath(r) for r in roots)
     return asyncio.run(scan.result())
+
+
+def _local_state(dest: str, size: int) -> tuple[bool, bool]:
+    """What planning asked of an lstat before the listing: (needs downloading, exists)."""
+    try:
+        st = os.lstat(dest)
+    except FileNotFoundError:
+        return True, False
+    return st.st_size != size or not stat.S_ISREG(st.st_mode), True
 
 
 def _lstat_mode(path: str) -> int | None:

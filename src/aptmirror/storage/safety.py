@@ -50,7 +50,8 @@ class DirGuard:
 
     def __init__(self, root: Path, tree: LocalTree | None = None) -> None:
         self.root = root
-        self.tree = tree  # what find(1) listed before planning: no lstat needed
+        # what find(1) listed before planning; none (an lstat each) when not given
+        self.tree = LocalTree() if tree is None else tree
         self._root = os.fspath(root).rstrip(os.sep)
         self._ok: set[str] = {self._root}
         self._missing: set[str] = set()  # checked and absent (so is everything below them)
@@ -77,16 +78,9 @@ class DirGuard:
             if parent in self._missing:
                 self._missing.add(directory)
             else:
-                mode = _mode(directory) if self.tree is None else self.tree.mode(directory)
+                mode = self.tree.mode(directory)
                 if mode is None:
                     self._missing.add(directory)
                 elif stat.S_ISLNK(mode):
                     ensure_inside(directory, self.root)
         self._ok.add(directory)
-
-
-def _mode(path: str) -> int | None:
-    try:
-        return os.lstat(path).st_mode
-    except FileNotFoundError:
-        return None

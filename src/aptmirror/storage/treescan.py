@@ -43,6 +43,16 @@ _KINDS = {
     "b": stat.S_IFBLK,
     "c": stat.S_IFCHR,
 }
+_LETTERS = {kind: letter for letter, kind in _KINDS.items()}
+
+
+def _lstat_entry(path: str) -> str | None:
+    """What find would have listed for ``path``, from an ``lstat``; None if it is not there."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return f"{_LETTERS.get(stat.S_IFMT(st.st_mode), '?')}{st.st_size}"
 
 
 class LocalTree:
@@ -50,13 +60,15 @@ class LocalTree:
     (``"f1234"``: a regular file of 1234 bytes; ``"d4096"`` a directory, ``"l7"`` a
     symlink). A path under a listed root that is not here did not exist — unless a
     directory above it is a symlink, which find does not follow and an ``lstat`` does:
-    such a path, and any path outside the roots, is answered with an ``lstat``."""
+    such a path, and any path outside the roots, is answered with an ``lstat``. So
+    ``LocalTree()``, listing no root, answers every question with an ``lstat``: what
+    planning uses when there is no listing."""
 
     __slots__ = ("_entries", "_roots")
 
-    def __init__(self, roots: Iterable[str], entries: dict[str, str]) -> None:
+    def __init__(self, roots: Iterable[str] = (), entries: dict[str, str] | None = None) -> None:
         self._roots = tuple(r.rstrip(os.sep) + os.sep for r in roots)
-        self._entries = entries
+        self._entries = {} if entries is None else entries
 
     def covers(self, path: str) -> bool:
         """Is ``path`` below one of the listed roots (so the listing may answer for it)?
@@ -74,52 +86,37 @@ class LocalTree:
             if entry is not None:
                 return entry[0] == "l"
 
-    def _listed(self, path: str) -> bool:
-        """Can the listing answer for ``path`` (else an ``lstat`` must)?"""
-        return self.covers(path) and (path in self._entries or not self._below_link(path))
+    def _unlisted(self, path: str) -> str | None:
+        """The entry of ``path``, which the listing does not hold: none if the listing can
+        tell it did not exist, else from an ``lstat``."""
+        if self.covers(path) and not self._below_link(path):
+            return None
+        return _lstat_entry(path)
 
     def mode(self, path: str) -> int | None:
         """The file type bits (``stat.S_IFMT``) of ``path``; None if it did not exist."""
-        if not self._listed(path):
-            try:
-                return stat.S_IFMT(os.lstat(path).st_mode)
-            except FileNotFoundError:
-                return None
         entry = self._entries.get(path)
-        if entry is None:
+        if entry is None and (entry := self._unlisted(path)) is None:
             return None
         return _KINDS.get(entry[0], stat.S_IFSOCK)  # any other: neither a file nor a directory
 
     def take_file(self, path: str, size: int) -> tuple[bool, bool]:
         """(needs downloading: not a regular file of ``size`` bytes, something exists
-        there), as :func:`aptmirror.sync.pool._local_state` answers it with an ``lstat``;
-        and forget ``path`` if it is a file (each is asked about once: the listing shrinks
-        as the plan grows)."""
+        there); and forget ``path`` if it is a file (each is asked about once: the
+        listing shrinks as the plan grows)."""
         entry = self._entries.pop(path, None)
-        if entry is not None:
-            if entry[0] != "f":  # kept: a directory's entry answers for what is below it
-                self._entries[path] = entry
-            return entry != f"f{size}", True
-        if not self._listed(path):
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                return True, False
-            return st.st_size != size or not stat.S_ISREG(st.st_mode), True
-        return True, False
+        if entry is None:
+            entry = self._unlisted(path)
+        elif entry[0] != "f":  # kept: a directory's entry answers for what is below it
+            self._entries[path] = entry
+        return entry != f"f{size}", entry is not None
 
     def holds(self, path: str, size: int) -> bool:
         """Is ``path`` a regular file of ``size`` bytes? (Not forgotten.)"""
         entry = self._entries.get(path)
-        if entry is not None:
-            return entry == f"f{size}"
-        if not self._listed(path):
-            try:
-                st = os.lstat(path)
-            except OSError:
-                return False
-            return st.st_size == size and stat.S_ISREG(st.st_mode)
-        return False
+        if entry is None:
+            entry = self._unlisted(path)
+        return entry == f"f{size}"
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -134,7 +131,11 @@ def parse_listing(roots: Iterable[str], output: bytes) -> LocalTree | None:
     if len(fields) % 2:
         return None
     it = iter(fields)
-    return LocalTree(roots, dict(zip(it, it, strict=True)))
+    entries = dict(zip(it, it, strict=True))
+    roots = list(roots)
+    for root in roots:  # find -H describes a root that is a symlink as its target
+        entries.pop(root.rstrip(os.sep), None)  # an lstat answers for the root itself
+    return LocalTree(roots, entries)
 
 
 class TreeScan:
@@ -148,7 +149,7 @@ class TreeScan:
         out: IO[bytes] | None = None,
         failed: bool = False,
     ) -> None:
-        self.covered = covered
+        self._covered = covered
         self._proc = proc
         self._out = out
         self._failed = failed
@@ -187,7 +188,7 @@ class TreeScan:
         if self._failed:
             return None
         if proc is None or out is None:
-            return LocalTree(self.covered, {})  # nothing was there
+            return LocalTree(self._covered, {})  # nothing was there
         try:
             while (status := proc.poll()) is None:  # still walking (a large tree, a cold disk)
                 if os.fstat(out.fileno()).st_size > MAX_OUTPUT:
@@ -196,7 +197,7 @@ class TreeScan:
             if status != 0 or os.fstat(out.fileno()).st_size > MAX_OUTPUT:
                 return None
             out.seek(0)
-            return parse_listing(self.covered, out.read())
+            return parse_listing(self._covered, out.read())
         except OSError:  # the listing's own file could not be read back
             return None
         finally:

@@ -37,8 +37,8 @@ class RunContext:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # injectable clock
     emit: Emit = field(default=ignore)  # observers: progress, logs, metrics, state
     _weak_warned: set[str] = field(default_factory=set)
-    # the repository roots as find(1) listed them before planning (None: lstat each path)
-    tree: LocalTree | None = None
+    # the repository roots as find(1) listed them before planning (none: lstat each path)
+    tree: LocalTree = field(default_factory=LocalTree)
     _guards: dict[str, DirGuard] = field(default_factory=dict)
     # by id(job): the jobs live as long as the run, and hashing one (all its fields, the
     # locations' too) took longer than working the root out, once per pool file

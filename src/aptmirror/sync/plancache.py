@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
-import stat
 
 from aptmirror import __version__
 from aptmirror.storage.atomic import atomic_write_bytes, atomic_write_text
@@ -70,23 +69,13 @@ def reuse(ctx: RunContext, key: str, plan: PoolPlan) -> bool:
 
 
 def _check(
-    paths: list[str], sizes: list[int], mirror: str, tree: LocalTree | None = None
+    paths: list[str], sizes: list[int], mirror: str, tree: LocalTree
 ) -> dict[str, int] | None:
-    """``{path: size}`` when every path is a regular file of its size, else None (looked
-    up in ``tree`` when find(1) listed the roots, else with an ``lstat`` each)."""
-    if tree is not None:
-        holds = tree.holds
-        for rel, size in zip(paths, sizes, strict=True):
-            if not holds(f"{mirror}/{rel}", size):
-                return None
-        return dict(zip(paths, sizes, strict=True))
-    lstat, is_file = os.lstat, stat.S_ISREG  # the loop runs once per pool file
+    """``{path: size}`` when every path is a regular file of its size (looked up in
+    ``tree``: find's listing, else an ``lstat`` each), else None."""
+    holds = tree.holds  # the loop runs once per pool file
     for rel, size in zip(paths, sizes, strict=True):
-        try:
-            st = lstat(f"{mirror}/{rel}")
-        except OSError:
-            return None
-        if st.st_size != size or not is_file(st.st_mode):
+        if not holds(f"{mirror}/{rel}", size):
             return None
     return dict(zip(paths, sizes, strict=True))
 

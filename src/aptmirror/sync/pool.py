@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,15 +103,6 @@ def _compact(size: int, strongest: tuple[str, str] | None) -> Checksums:
     return Checksums(size, (strongest,) if strongest is not None else ())
 
 
-def _local_state(dest: str, size: int) -> tuple[bool, bool]:
-    """(needs downloading, something exists there) with one ``lstat``."""
-    try:
-        st = os.lstat(dest)
-    except FileNotFoundError:
-        return True, False
-    return st.st_size != size or not stat.S_ISREG(st.st_mode), True
-
-
 def _conflict(plan: PoolPlan, rel: str, job: RepoJob, checksums: Checksums) -> str | None:
     """The other repository's URI when it stored ``rel`` in a shared tree with other
     contents than ``job`` lists (same size and hash, else they would overwrite each other)."""
@@ -145,7 +135,7 @@ def plan_suite(
     root = ctx.local_root(job)
     mirror = os.fspath(ctx.mirror)
     guard = ctx.guard(job)
-    local_state = _local_state if ctx.tree is None else ctx.tree.take_file
+    local_state = ctx.tree.take_file  # find's listing, else an lstat
     count = 0
     for kind, path in idx.parseable:
         try:

@@ -36,7 +36,7 @@ from aptmirror.storage.publish import (
     remove_obsolete,
     swap,
 )
-from aptmirror.storage.treescan import TreeScan
+from aptmirror.storage.treescan import LocalTree, TreeScan
 from aptmirror.storage.varfiles import VarFiles
 from aptmirror.sync import plancache
 from aptmirror.sync.cleaning import run_clean
@@ -151,7 +151,8 @@ async def _mirror_with(ctx: RunContext, jobs: list[RepoJob], config: Config, sca
             ctx, "index", n_index, asyncio.gather(*(fetch_indexes(ctx, v) for v in verified))
         )
         ctx.say("Processing indexes: [" + "".join(_marks(i) for i in indexes) + "]\n")
-        ctx.tree = await scan.result()
+        listing = await scan.result()
+        ctx.tree = LocalTree() if listing is None else listing  # (an empty one is falsy)
         key = plancache.plan_key(ctx, indexes)
         reused = plancache.reuse(ctx, key, plan)  # the same plan as last time, files in place
     except BaseException:
@@ -174,7 +175,7 @@ async def _mirror_with(ctx: RunContext, jobs: list[RepoJob], config: Config, sca
     # what was downloaded is in place: the clean stage's walk may reuse the memory of the
     # download records (a first mirror of a whole Debian: tens of MB)
     plan.todo.clear()
-    ctx.tree = None
+    ctx.tree = LocalTree()
     downloads.close()
     ctx.emit(StageStarted("clean"))
     run_clean(ctx, config, jobs, plan.keep, indexes)
