@@ -473,6 +473,44 @@ def test_deb_src_only_config(
         assert sha256_file(root / rel) == pool_truth(info)[rel][1]
 
 
+def test_what_the_release_does_not_serve_is_warned_about(
+    tmp_path: Path, sample_repo: RepoInfo, serve: ServeFn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A misspelt component, an architecture the repository does not build and an inline
+    "comment" (read as components, as apt-mirror does) are said, with the file and line
+    for the config's part; the rest is mirrored and published as usual (exit 0)."""
+    info = sample_repo
+    up = serve(info.root)
+    comps = " ".join(info.components)
+    arches = ",".join([*info.arches, "armhf"])
+    base = up.url.rstrip("/") + "/"
+    line = f"deb [arch={arches} signed-by={info.keyring}] {base} {info.suite} {comps} mian"
+    cfg = write_mirror_list(tmp_path, [f"{line} # not a comment"])
+    res = run_cli(cfg, capsys)
+    assert res.code == 0, res.output
+    assert (
+        f"{cfg}:3: '#' starts no comment on a deb line (as in apt-mirror): '#', 'not', 'a',"
+        " 'comment' are read as components; put comments on a line of their own"
+    ) in res.stderr
+    suite_url = f"{base}dists/{info.suite}"
+    listed = " ".join(info.components)
+    assert (
+        f"Warning: {suite_url}: the Release has no index for components 'mian', '#', 'not',"
+        f" 'a', 'comment' (it lists: {listed}); nothing is mirrored for them"
+    ) in res.stdout
+    release_arches = " ".join(["all", *info.arches] if info.options.binary_all else info.arches)
+    assert (
+        f"Warning: {suite_url}: the Release has no index for architecture 'armhf'"
+        f" (it lists: {release_arches}); nothing is mirrored for it"
+    ) in res.stdout
+    root = mirror_root(tmp_path, up.url)
+    assert info.packages
+    for pkg in info.packages:  # every binary package of the served parts, verified
+        assert sha256_file(root / pkg.filename) == pkg.sha256, pkg.filename
+    assert (root / "dists" / info.suite / "InRelease").is_file()  # published
+    assert not any("mian" in p or "armhf" in p for p in request_paths(up))
+
+
 def test_only_xz_indexes_listed_uncompressed_made_locally(
     tmp_path: Path, repo_key: TestKey, serve: ServeFn, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -93,8 +93,25 @@ class TestDebLines:
         assert (source.uri, source.dist) == ("http://h/$d", "$d")
 
     def test_comment_after_deb_line(self) -> None:
-        (source,) = build("deb http://x/debian stable main # comment\n").sources
-        assert source.components == ("main", "#", "comment")
+        config = build("deb http://x/debian stable main # comment\n")
+        (source,) = config.sources
+        assert source.components == ("main", "#", "comment")  # as apt-mirror reads it
+        assert messages(config) == [
+            "m.list:1: '#' starts no comment on a deb line (as in apt-mirror): '#', 'comment'"
+            " are read as components; put comments on a line of their own"
+        ]
+
+    def test_comment_instead_of_the_distribution(self) -> None:
+        config = build("deb-src http://x/debian #stable main\n")
+        assert config.sources[0].dist == "#stable"
+        assert messages(config) == [
+            "m.list:1: '#' starts no comment on a deb line (as in apt-mirror): '#stable',"
+            " 'main' are read as distribution and components; put comments on a line of"
+            " their own"
+        ]
+
+    def test_hash_inside_a_word_is_no_comment(self) -> None:
+        assert build("deb http://x/debian stable ma#in\n").warnings == ()
 
     def test_flat(self) -> None:
         (source,) = build("deb http://h/repo ./\n").sources

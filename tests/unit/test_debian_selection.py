@@ -9,6 +9,7 @@ from aptmirror.debian.selection import (
     group_variants,
     select_flat_indexes,
     select_indexes,
+    unserved,
 )
 from aptmirror.model import Checksums
 
@@ -226,3 +227,50 @@ def test_select_flat_indexes(binary: bool, source: bool, expected: set[str]) -> 
         "README.txt": "other",
     }
     assert paths(selected) == sorted(paths(selected))
+
+
+class TestUnserved:
+    """Configured components and architectures the Release has no index for."""
+
+    def test_everything_served(self) -> None:
+        got = unserved(
+            DEBIAN_LIKE, ["main", "contrib"], ["amd64", "i386"], binary=True, source=True
+        )
+        assert got == ([], [])
+
+    def test_misspelt_component_and_missing_architecture(self) -> None:
+        got = unserved(
+            DEBIAN_LIKE,
+            ["main", "mian", "#", "main"],
+            ["amd64", "armhf"],
+            binary=True,
+            source=False,
+        )
+        assert got == (["mian", "#"], ["armhf"])
+
+    def test_a_component_with_sources_only_serves_a_source_line(self) -> None:
+        files = release_files(*variants("main/source/Sources"))
+        assert unserved(files, ["main"], [], binary=False, source=True) == ([], [])
+        # asked for binaries too: the component is there, its architecture is not
+        assert unserved(files, ["main"], ["amd64"], binary=True, source=True) == ([], ["amd64"])
+        assert unserved(files, ["main"], ["amd64"], binary=True, source=False) == (["main"], [])
+
+    def test_binary_all_alone_serves_the_component_not_the_architecture(self) -> None:
+        files = release_files("main/binary-all/Packages.gz")
+        assert unserved(files, ["main"], ["amd64"], binary=True, source=False) == ([], ["amd64"])
+
+    def test_an_architecture_served_by_one_component_is_not_reported(self) -> None:
+        files = release_files("main/binary-armhf/Packages.xz", "contrib/binary-amd64/Packages")
+        got = unserved(files, ["main", "contrib"], ["amd64", "armhf"], binary=True, source=False)
+        assert got == ([], [])
+
+    def test_components_written_with_slashes(self) -> None:
+        files = release_files("updates/main/binary-amd64/Packages.xz")
+        got = unserved(files, ["updates/main/", "main"], ["amd64"], binary=True, source=False)
+        assert got == (["main"], [])
+
+    def test_no_component_served_reports_no_architecture(self) -> None:
+        assert unserved(DEBIAN_LIKE, ["mian"], ["armhf"], binary=True, source=False) == (
+            ["mian"],
+            [],
+        )

@@ -109,9 +109,25 @@ class _Builder:
             if not arches:
                 arches = self._default_arches(location)
         options = tuple((k, v) for k, v in item.options if k != "arch")
+        self._warn_inline_comment(item, location)
         self.sources.append(
             SourceLine(item.type, item.uri, item.dist, item.components, arches, options, location)
         )
+
+    def _warn_inline_comment(self, item: DebLine, location: Location) -> None:
+        """A ``#`` after a deb line's URI is no comment (COMPAT B.1): what follows is read as
+        the distribution and components, as apt-mirror does, but said."""
+        words = (item.dist, *item.components)
+        first = next((i for i, word in enumerate(words) if word.startswith("#")), None)
+        if first is None:
+            return
+        taken = ", ".join(repr(word) for word in words[first:])
+        what = "distribution and components" if first == 0 else "components"
+        message = (
+            f"'#' starts no comment on a deb line (as in apt-mirror): {taken} are read as "
+            f"{what}; put comments on a line of their own"
+        )
+        self.warnings.append(ConfigWarning(location, message))
 
     def add_clean(self, item: CleanLine, location: Location) -> None:
         target = self.clean if item.keyword == "clean" else self.skip_clean

@@ -26,6 +26,7 @@ __all__ = [
     "group_variants",
     "select_flat_indexes",
     "select_indexes",
+    "unserved",
 ]
 
 IndexKind = Literal[
@@ -128,6 +129,41 @@ def select_indexes(
                 choose.variants(f"{c}/Contents-source", "contents")
                 choose.variants("Contents-source", "contents")
     return choose.result()
+
+
+def unserved(
+    release_files: Mapping[str, Checksums],
+    components: Sequence[str],
+    arches: Sequence[str],
+    *,
+    binary: bool,
+    source: bool,
+) -> tuple[list[str], list[str]]:
+    """What a suite's configuration asks for and its Release has no index for, as
+    (components, architectures): a component with neither ``Packages`` (of a configured
+    architecture or ``all``, when ``binary``) nor ``Sources`` (when ``source``), and, of the
+    components it has, an architecture (not ``all``) without ``Packages`` in any of them.
+    Nothing of those is mirrored: most likely a misspelt name, or an architecture the
+    repository does not build (apt-get warns of the first and notes the second)."""
+    bases = {split_compression(path)[0] for path in release_files}
+    wanted = [*arches, "all"] if binary else []
+    missing: list[str] = []
+    present: list[str] = []
+    for component in dict.fromkeys(components):
+        c = component.strip("/")
+        has = any(f"{c}/binary-{a}/Packages" in bases for a in wanted) or (
+            source and f"{c}/source/Sources" in bases
+        )
+        (present if has else missing).append(component)
+    no_arch = []
+    if binary and present:
+        no_arch = [
+            a
+            for a in dict.fromkeys(arches)
+            if a != "all"
+            and not any(f"{c.strip('/')}/binary-{a}/Packages" in bases for c in present)
+        ]
+    return missing, no_arch
 
 
 def _classify(path: str) -> IndexKind:

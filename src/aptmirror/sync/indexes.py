@@ -21,6 +21,7 @@ from aptmirror.debian.selection import (
     group_variants,
     select_flat_indexes,
     select_indexes,
+    unserved,
 )
 from aptmirror.errors import FetchError, FormatError
 from aptmirror.fetch.body import file_digest, partial_path, read_chunks
@@ -217,10 +218,34 @@ def _link_by_hash(sv: VerifiedRelease, suite_skel: Path, rel: str) -> dict[str, 
     return links
 
 
+def _warn_unserved(ctx: RunContext, sv: VerifiedRelease) -> None:
+    """Warn of configured components and architectures the Release has no index for:
+    nothing is mirrored for them (the Perl tool said nothing; apt-get warns)."""
+    job, release = sv.job, sv.release
+    if job.is_flat:
+        return
+    components, arches = unserved(
+        release.files, job.components, job.arches, binary=job.binary, source=job.source
+    )
+    for names, what, listed in (
+        (components, "component", release.components),
+        (arches, "architecture", release.architectures),
+    ):
+        if names:
+            plural = "s" if len(names) > 1 else ""
+            said = f" (it lists: {' '.join(listed)})" if listed else ""
+            ctx.warn(
+                f"{job.name}: the Release has no index for {what}{plural} "
+                f"{', '.join(repr(n) for n in names)}{said}; nothing is mirrored for "
+                f"{'them' if plural else 'it'}"
+            )
+
+
 async def fetch_indexes(ctx: RunContext, sv: VerifiedRelease) -> SuiteIndexes:
     """Fetch and verify the suite's indexes into skel; failures are recorded in ``ctx``."""
     suite_skel = ctx.skel / ctx.suite_rel(sv.job)
     out = SuiteIndexes(sv, dict(sv.files))
+    _warn_unserved(ctx, sv)
     groups = group_variants(select_for(sv, ctx))
     whys: dict[str, list[str]] = {base: [] for base in groups}
     # the indexes to plan from first: planning waits for this stage, and they are the
