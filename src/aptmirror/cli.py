@@ -22,6 +22,7 @@ from aptmirror.config.loader import load_config
 from aptmirror.config.observe import observe_settings
 from aptmirror.errors import ConfigError, LockError, StorageError
 from aptmirror.model import Config
+from aptmirror.observe.redact import redact
 from aptmirror.storage.lock import RunLock
 from aptmirror.storage.treescan import TreeScan
 from aptmirror.sync.jobs import repo_roots
@@ -146,10 +147,10 @@ def _load(path: str) -> Config | None:
     try:
         config = load_config(path)
     except ConfigError as exc:
-        print(f"apt-mirror: {exc}", file=sys.stderr)
+        print(redact(f"apt-mirror: {exc}"), file=sys.stderr)
         return None
     for warning in config.warnings:
-        print(f"apt-mirror: warning: {warning}", file=sys.stderr)
+        print(redact(f"apt-mirror: warning: {warning}"), file=sys.stderr)
     return config
 
 
@@ -219,7 +220,7 @@ def _health_main(argv: Sequence[str]) -> int:
     try:
         report = health_report(config, observe_settings(config))
     except ConfigError as exc:
-        print(f"apt-mirror: {exc}", file=sys.stderr)
+        print(redact(f"apt-mirror: {exc}"), file=sys.stderr)
         return 3
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
@@ -258,13 +259,13 @@ def _guarded(action: Callable[[], int]) -> int:
     try:
         return action()
     except ConfigError as exc:  # a value only checked when the command starts
-        print(f"apt-mirror: {exc}", file=sys.stderr)
+        print(redact(f"apt-mirror: {exc}"), file=sys.stderr)
         return EXIT_CONFIG
     except LockError as exc:
-        print(f"apt-mirror: {exc}", file=sys.stderr)
+        print(redact(f"apt-mirror: {exc}"), file=sys.stderr)
         return EXIT_LOCKED
     except StorageError as exc:
-        print(f"apt-mirror: {exc}", file=sys.stderr)
+        print(redact(f"apt-mirror: {exc}"), file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("apt-mirror: interrupted; the published mirror is unchanged", file=sys.stderr)

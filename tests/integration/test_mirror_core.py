@@ -379,6 +379,22 @@ def test_url_with_tilde_plus_port_and_credentials(
         ["sha256sum", "-c", "../var/SHA256"], cwd=mirror, capture_output=True, check=False
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_password_only_in_new(tmp_path, res, "s3cret")
+    (repo_log,) = var_dir(tmp_path).glob("*.log")
+    assert "downloaded http://user:***@127.0.0.1:" in repo_log.read_text()
+
+
+def assert_password_only_in_new(tmp_path: Path, res: Any, password: str) -> None:
+    """The password is in no output, log, report or state DB: only in ``var/NEW``, whose
+    URLs are for downloading (COMPAT B.6), and the mirror.list itself."""
+    assert password not in res.output
+    holding = {
+        p.name
+        for p in (tmp_path / "base").rglob("*")
+        if p.is_file() and password.encode() in p.read_bytes()
+    }
+    assert holding <= {"NEW"}, holding
+    assert (var_dir(tmp_path) / "aptmirror.db").is_file()
 
 
 def test_wrong_credentials_fail_and_publish_nothing(
@@ -388,12 +404,16 @@ def test_wrong_credentials_fail_and_publish_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     up = serve(sample_repo.root, auth=("user", "right"))
-    url = up.url.replace("http://", "http://user:wrong@")
+    url = up.url.replace("http://", "http://user:wr0ng-pw@")
     cfg = write_mirror_list(tmp_path, repo_lines(sample_repo, url))
     res = run_cli(cfg, capsys)
     assert res.code == 1, res.output
     assert "401" in res.stdout, "the summary should say why"
     assert not (mirror_root(tmp_path, up.url) / "dists" / sample_repo.suite).exists()
+    assert "http://user:***@127.0.0.1:" in res.stdout  # the failed URL, password masked
+    assert_password_only_in_new(tmp_path, res, "wr0ng-pw")
+    report = (var_dir(tmp_path) / "run-report.json").read_text()
+    assert "user:***@" in report
 
 
 # --------------------------------------------------------------------------- 4. repo shapes

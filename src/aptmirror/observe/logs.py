@@ -32,6 +32,7 @@ from aptmirror.observe.events import (
     SuitePublished,
     SuiteResult,
 )
+from aptmirror.observe.redact import redact
 from aptmirror.observe.repos import RepoResolver, log_name
 
 LOGGER_NAME = "aptmirror.run"
@@ -325,7 +326,10 @@ class LogSubscriber:
         return only
 
     def _log(self, level: int, message: str, repository: str | None = None, **fields: Any) -> None:
-        values = {k: v for k, v in fields.items() if v is not None}
+        message = redact(message)
+        values = {
+            k: redact(v) if isinstance(v, str) else v for k, v in fields.items() if v is not None
+        }
         direct = self._direct_route()
         if direct is not None:
             if self.logger.isEnabledFor(level):
@@ -355,7 +359,12 @@ class LogSubscriber:
             if direct is not None and self.logger.isEnabledFor(logging.INFO):
                 try:
                     direct.write_downloaded(
-                        self.run_id, repo, event.url, event.path, event.bytes, event.attempt
+                        self.run_id,
+                        repo,
+                        redact(event.url),
+                        event.path,
+                        event.bytes,
+                        event.attempt,
                     )
                     return
                 except Exception:  # left to logging's own error handling

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aptmirror.observe.events import Event, RunFailure, RunFinished, RunStarted, SuiteResult
+from aptmirror.observe.redact import redact
 from aptmirror.observe.tracker import RunTracker
 from aptmirror.state.recorder import classify_failure
 from aptmirror.storage.atomic import atomic_write_text
@@ -36,8 +37,8 @@ class ReportWriter:
             self._failures.append(
                 {
                     "repository": event.repository,
-                    "target": event.target,
-                    "reason": event.reason,
+                    "target": redact(event.target),
+                    "reason": redact(event.reason),
                     "kind": classify_failure(event.reason),
                 }
             )
@@ -47,7 +48,7 @@ class ReportWriter:
                     "repository": event.repository,
                     "suite": event.suite,
                     "published": event.published,
-                    "errors": list(event.errors),
+                    "errors": [redact(e) for e in event.errors],
                 }
             )
         elif isinstance(event, RunFinished):

@@ -31,6 +31,7 @@ from aptmirror.model import Config
 from aptmirror.observe.events import Emit, EventBus, Message
 from aptmirror.observe.logs import LogSubscriber, build_logger
 from aptmirror.observe.progress import PlainProgress
+from aptmirror.observe.redact import redact
 from aptmirror.observe.report import REPORT_NAME, ReportWriter
 from aptmirror.observe.tracker import RunTracker
 from aptmirror.state.db import DB_NAME, StateDB
@@ -75,6 +76,8 @@ class ConsoleTee(io.TextIOBase):
         return True
 
     def write(self, s: str) -> int:
+        n = len(s)
+        s = redact(s)
         with self._lock:
             if self._rich is None:
                 self._out.write(s)
@@ -84,7 +87,7 @@ class ConsoleTee(io.TextIOBase):
             if self._rich is not None:
                 self._rich.print_line(line)
             self._emit(Message(line, _level(line)))
-        return len(s)
+        return n
 
     def flush(self) -> None:
         if self._rich is None:
