@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 from aptmirror import __version__
 from aptmirror.config.loader import load_config
 from aptmirror.config.observe import observe_settings
-from aptmirror.errors import ConfigError, LockError, StorageError
+from aptmirror.errors import ConfigError, LockError, StorageError, Terminated
 from aptmirror.model import Config
 from aptmirror.observe.redact import redact
 from aptmirror.storage.lock import RunLock
@@ -267,6 +267,9 @@ def _guarded(action: Callable[[], int]) -> int:
     except StorageError as exc:
         print(redact(f"apt-mirror: {exc}"), file=sys.stderr)
         return EXIT_FAILED
+    except Terminated:  # before KeyboardInterrupt, which it is
+        print("apt-mirror: stopped by SIGTERM; the published mirror is unchanged", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("apt-mirror: interrupted; the published mirror is unchanged", file=sys.stderr)
         return 130

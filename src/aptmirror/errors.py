@@ -13,6 +13,9 @@ AptMirrorError                  base of everything we raise on purpose
 │   └── LockError               another run holds var/apt-mirror.lock
 └── WipeProtectionError         cleaning would delete more than the configured ratio
 
+Not an error, beside the tree: ``Terminated`` (a ``KeyboardInterrupt``), how a run stopped
+by SIGTERM ends, as one stopped by Ctrl-C ends with a ``KeyboardInterrupt``.
+
 Adapters (the HTTP client, subprocess, sqlite) translate their errors into these with
 ``raise ... from exc``; retry policy looks only at these types.
 """
@@ -102,3 +105,7 @@ class LockError(StorageError):
 
 class WipeProtectionError(AptMirrorError):
     """Cleaning was refused because it would delete too much of a tree."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The run was stopped by SIGTERM (see :mod:`aptmirror.sync.loop`)."""

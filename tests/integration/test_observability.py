@@ -28,6 +28,7 @@ from .conftest import (
     mirror_root,
     repo_lines,
     run_cli,
+    tree_snapshot,
     url_dir,
     var_dir,
     write_mirror_list,
@@ -201,6 +202,74 @@ def test_sigkilled_run_leaves_db_consistent_and_marked_interrupted(
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         statuses = [r[0] for r in db.execute("SELECT status FROM runs ORDER BY id")]
     assert statuses == ["interrupted", "ok"]
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [
+        (signal.SIGTERM, 143, "apt-mirror: stopped by SIGTERM; the published mirror is unchanged"),
+        (signal.SIGINT, 130, "apt-mirror: interrupted; the published mirror is unchanged"),
+    ],
+)
+def test_a_stopped_run_ends_at_once_and_says_so_everywhere(
+    tmp_path: Path,
+    small_repo: RepoInfo,
+    serve: ServeFn,
+    capsys: pytest.CaptureFixture[str],
+    signum: int,
+    code: int,
+    said: str,
+) -> None:
+    """``systemctl stop`` / ``timeout`` (SIGTERM) or Ctrl-C in the middle of the pool stage:
+    the run ends at once with 128 + the signal, its row ended and ``interrupted``, the
+    metrics not showing a run in progress, the report saying so, the published suite
+    untouched and the lock free."""
+    up = serve(small_repo.root)
+    metrics = tmp_path / "aptmirror.prom"
+    settings = {**FAST, "metrics_textfile": str(metrics)}
+    cfg = write_mirror_list(tmp_path, repo_lines(small_repo, up.url), settings=settings)
+    assert run_cli(cfg, capsys).code == 0
+    root = mirror_root(tmp_path, up.url)
+    published = tree_snapshot(root / "dists")
+    deb = max(small_repo.packages, key=lambda p: p.size).filename
+    (root / deb).unlink()  # fetched again by the next run, which stalls on it
+    up.add_fault(f"/{deb}", Fault("stall", after_bytes=100, seconds=60))
+    with (tmp_path / "term.log").open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aptmirror.cli", str(cfg)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            # as from a terminal, even where the tests run with SIGINT ignored (a background
+            # job), which the child would inherit
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while up.count(f"/{deb}") < 2:
+                assert proc.poll() is None, (tmp_path / "term.log").read_text()
+                assert time.monotonic() < deadline, "the pool stage never reached the stall"
+                time.sleep(0.05)
+            time.sleep(0.2)
+            proc.send_signal(signum)
+            status = proc.wait(15)
+        finally:
+            proc.kill()
+            proc.wait(10)
+    output = (tmp_path / "term.log").read_text()
+    assert status == code, output
+    assert said in output
+    with _db(tmp_path) as db:
+        rows = db.execute("SELECT status, exit_code, ended FROM runs ORDER BY id").fetchall()
+    assert [r[:2] for r in rows] == [("ok", 0), ("interrupted", code)]
+    assert rows[1][2] is not None
+    families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
+    assert [s.value for s in families["aptmirror_run_in_progress"].samples] == [0.0]
+    report = json.loads((var_dir(tmp_path) / "run-report.json").read_text())
+    assert (report["exit_code"], report["interrupted"]) == (code, True)
+    assert tree_snapshot(root / "dists") == published
+    assert not (root / deb).exists()
+    up.clear_faults()
+    assert run_cli(cfg, capsys).code == 0  # the lock was released
+    assert (root / deb).is_file()
 
 
 def test_terminal_gets_the_live_display(

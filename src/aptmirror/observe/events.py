@@ -38,6 +38,9 @@ class RunFinished:
     bytes: int
     failures: int
     at: float = field(default_factory=_now)
+    # stopped by SIGINT (exit status 130) or SIGTERM (143) before its end: the suites not
+    # published by then keep their previous state
+    interrupted: bool = False
 
 
 @frozen

@@ -407,9 +407,10 @@ class LogSubscriber:
             self.resolver = RepoResolver(event.suites, self.tilde, event.sources)
             self._log(logging.INFO, f"run {event.run_id} started")
         elif isinstance(event, RunFinished):
+            how = "interrupted" if event.interrupted else "finished"
             self._log(
                 logging.INFO if event.exit_code == 0 else logging.ERROR,
-                f"run finished: exit status {event.exit_code}, {event.files} files, "
+                f"run {how}: exit status {event.exit_code}, {event.files} files, "
                 f"{event.bytes} bytes, {event.failures} failures",
                 exit_code=event.exit_code, bytes=event.bytes,
             )  # fmt: skip

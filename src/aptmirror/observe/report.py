@@ -71,6 +71,7 @@ class ReportWriter:
             "started": self._started.at if self._started else None,
             "finished": event.at,
             "exit_code": event.exit_code,
+            "interrupted": event.interrupted,
             "downloaded_files": event.files,
             "downloaded_bytes": event.bytes,
             "failures": self._failures,

@@ -296,15 +296,17 @@ class StateDB:
         nbytes: int,
         repos: Iterable[RepoRun],
         failures: Iterable[FailureRow],
+        interrupted: bool = False,
     ) -> None:
-        """Close the run and write its per-repository rows and failures, atomically."""
+        """Close the run and write its per-repository rows and failures, atomically; an
+        ``interrupted`` run (stopped by a signal) is marked so, as one killed is later."""
         failures = list(failures)
+        status = "interrupted" if interrupted else "ok" if exit_code == 0 else "failed"
         with self._tx() as c:
             c.execute(
                 "UPDATE runs SET ended = ?, status = ?, exit_code = ?, files = ?, bytes = ?,"
                 " failures = ? WHERE id = ?",
-                (ended, "ok" if exit_code == 0 else "failed", exit_code, files, nbytes,
-                 len(failures), run),
+                (ended, status, exit_code, files, nbytes, len(failures), run),
             )  # fmt: skip
             c.executemany(
                 "INSERT OR REPLACE INTO repo_runs (run, repository, suite, status, duration,"

@@ -227,6 +227,7 @@ class StateRecorder:
             nbytes=run.bytes,
             repos=rows,
             failures=run.failures,
+            interrupted=event.interrupted,
         )
 
     def _record_versions(self, roots: set[str], seen: float, sizes: dict[str, int]) -> None:

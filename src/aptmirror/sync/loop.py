@@ -1,6 +1,13 @@
 """Run a coroutine on uvloop when it is installed (optional: ``pip install uvloop`` or
 Debian's python3-uvloop), else on asyncio's default loop. Same behaviour either way;
 uvloop only makes the per-request overhead of the event loop smaller.
+
+SIGTERM (``systemctl stop``, ``timeout``) stops the run as Ctrl-C does: the main task is
+cancelled, so every stage cleans up on its way out (pool workers stopped, partial files
+kept for a Range resume, nothing half-published) and the observers hear an interrupted
+``RunFinished``; :func:`run_loop` then raises :class:`Terminated`. (Python's default for
+SIGTERM ended the process on the spot: the state DB and the metrics said the run was still
+going until the next one.)
 """
 
 from __future__ import annotations
@@ -10,8 +17,11 @@ import contextlib
 import ctypes
 import gc
 import os
+import signal
 from collections.abc import Coroutine
 from typing import Any, TypeVar
+
+from aptmirror.errors import Terminated
 
 T = TypeVar("T")
 
@@ -58,15 +68,53 @@ def tune_malloc() -> None:
 GC_THRESHOLDS = (20_000, 50, 100)
 
 
-def run_loop(coro: Coroutine[Any, Any, T]) -> T:
+class _Stop:
+    """Which signal is stopping the run in progress (None: none, or Ctrl-C's own)."""
+
+    signal: int | None = None
+
+
+def interrupted_exit_code() -> int:
+    """The exit status of a run being stopped: 128 + the signal (143 SIGTERM, 130 SIGINT)."""
+    return 128 + (_Stop.signal or signal.SIGINT)
+
+
+async def _stoppable(coro: Coroutine[Any, Any, T]) -> T:
+    """``coro``, cancelled on SIGTERM (the runner itself cancels it on SIGINT)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def terminate() -> None:
+        _Stop.signal = signal.SIGTERM
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+        return await coro
+    try:
+        return await coro
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def run_loop(coro: Coroutine[Any, Any, T], *, stoppable: bool = True) -> T:
+    """Run ``coro`` to its end; with ``stoppable``, SIGTERM cancels it (module docstring)."""
     tune_malloc()
     before = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLDS)
+    _Stop.signal = None
+    main = _stoppable(coro) if stoppable else coro
     try:
         try:
             import uvloop
         except ImportError:
-            return asyncio.run(coro)
-        return uvloop.run(coro)
+            return asyncio.run(main)
+        return uvloop.run(main)
+    except asyncio.CancelledError:
+        if _Stop.signal == signal.SIGTERM:
+            raise Terminated from None
+        raise
     finally:
         gc.set_threshold(*before)

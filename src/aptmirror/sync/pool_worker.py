@@ -218,8 +218,10 @@ async def work(task: WorkerTask, out: Outbox) -> FetchStats:
 
 
 def main() -> int:
-    # Ctrl-C reaches the whole process group: the run decides, and stops its workers.
+    # Ctrl-C reaches the whole process group, and systemd's stop sends SIGTERM to every
+    # process of the service: the run decides, and stops its workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     protocol = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print() must not corrupt the frames
     header = _read_exactly(0, FRAME_HEADER)
@@ -230,7 +232,7 @@ def main() -> int:
     out = Outbox(protocol)
     out.ready()
     try:
-        stats = run_loop(work(task, out))
+        stats = run_loop(work(task, out), stoppable=False)
     except asyncio.CancelledError:
         return 1
     out.flush(stats)

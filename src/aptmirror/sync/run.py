@@ -49,6 +49,7 @@ from aptmirror.sync.indexes import (
     select_for,
 )
 from aptmirror.sync.jobs import RepoJob, group_jobs, repo_roots
+from aptmirror.sync.loop import interrupted_exit_code
 from aptmirror.sync.pool import (
     PoolDownloads,
     PoolPlan,
@@ -274,7 +275,17 @@ async def run_mirror(
             (uri, ctx.local_root(j), j.dist) for j in jobs for uri in (j.uri, *j.mirrors)
         )
         ctx.emit(RunStarted(run_id, suites, sources=sources))
-        published = await _mirror(ctx, jobs, config, scan)
+        try:
+            published = await _mirror(ctx, jobs, config, scan)
+        except asyncio.CancelledError:  # Ctrl-C, SIGTERM (see sync.loop)
+            stats = ctx.fetcher.stats
+            code = interrupted_exit_code()
+            ctx.emit(
+                RunFinished(
+                    run_id, code, stats.files, stats.bytes, len(ctx.failures), interrupted=True
+                )
+            )
+            raise
     _report_failures(ctx)
     _emit_results(ctx, jobs)
     stats = ctx.fetcher.stats
