@@ -35,6 +35,10 @@ if TYPE_CHECKING:  # the subcommands' modules, and a run's, are imported when th
 
 DEFAULT_CONFIG = "/etc/apt/mirror.list"
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+# a stop can only take effect between the stages' steps, never inside publishing: in the
+# pool stage (nearly always) nothing was published yet; after the suites were published,
+# only the closing of connections is left
+STOPPED = "every suite is either published whole or left as it was"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -268,10 +272,10 @@ def _guarded(action: Callable[[], int]) -> int:
         print(redact(f"apt-mirror: {exc}"), file=sys.stderr)
         return EXIT_FAILED
     except Terminated:  # before KeyboardInterrupt, which it is
-        print("apt-mirror: stopped by SIGTERM; the published mirror is unchanged", file=sys.stderr)
+        print(f"apt-mirror: stopped by SIGTERM; {STOPPED}", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
-        print("apt-mirror: interrupted; the published mirror is unchanged", file=sys.stderr)
+        print(f"apt-mirror: interrupted; {STOPPED}", file=sys.stderr)
         return 130
 
 

@@ -207,8 +207,8 @@ def test_sigkilled_run_leaves_db_consistent_and_marked_interrupted(
 @pytest.mark.parametrize(
     ("signum", "code", "said"),
     [
-        (signal.SIGTERM, 143, "apt-mirror: stopped by SIGTERM; the published mirror is unchanged"),
-        (signal.SIGINT, 130, "apt-mirror: interrupted; the published mirror is unchanged"),
+        (signal.SIGTERM, 143, "apt-mirror: stopped by SIGTERM; every suite is either published"),
+        (signal.SIGINT, 130, "apt-mirror: interrupted; every suite is either published whole"),
     ],
 )
 def test_a_stopped_run_ends_at_once_and_says_so_everywhere(

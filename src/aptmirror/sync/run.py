@@ -262,30 +262,31 @@ async def run_mirror(
         Path(path).mkdir(parents=True, exist_ok=True)
     jobs = group_jobs(config.sources, config.directives)
     credentials, problems = read_auth_conf(s.etc_netrc)
-    async with HttpTransport(transport_options(s, credentials)) as transport:
-        fetcher = make_fetcher(transport, s, emit)
-        ctx = RunContext(s, fetcher, out, time.strftime("%Y%m%dT%H%M%S"))
-        for problem in problems:
-            ctx.warn(problem)
-        if emit is not None:
-            ctx.emit = emit
-        run_id = run_id or ctx.stamp
-        suites = tuple((ctx.local_root(j), j.dist) for j in jobs)
-        sources = tuple(
-            (uri, ctx.local_root(j), j.dist) for j in jobs for uri in (j.uri, *j.mirrors)
-        )
-        ctx.emit(RunStarted(run_id, suites, sources=sources))
-        try:
-            published = await _mirror(ctx, jobs, config, scan)
-        except asyncio.CancelledError:  # Ctrl-C, SIGTERM (see sync.loop)
-            stats = ctx.fetcher.stats
-            code = interrupted_exit_code()
-            ctx.emit(
-                RunFinished(
-                    run_id, code, stats.files, stats.bytes, len(ctx.failures), interrupted=True
-                )
+    started: RunContext | None = None  # once RunStarted is out: a stop must end the run
+    try:
+        async with HttpTransport(transport_options(s, credentials)) as transport:
+            fetcher = make_fetcher(transport, s, emit)
+            ctx = RunContext(s, fetcher, out, time.strftime("%Y%m%dT%H%M%S"))
+            for problem in problems:
+                ctx.warn(problem)
+            if emit is not None:
+                ctx.emit = emit
+            run_id = run_id or ctx.stamp
+            suites = tuple((ctx.local_root(j), j.dist) for j in jobs)
+            sources = tuple(
+                (uri, ctx.local_root(j), j.dist) for j in jobs for uri in (j.uri, *j.mirrors)
             )
-            raise
+            ctx.emit(RunStarted(run_id, suites, sources=sources))
+            started = ctx
+            published = await _mirror(ctx, jobs, config, scan)
+    except asyncio.CancelledError:  # Ctrl-C, SIGTERM (see sync.loop)
+        if started is not None:  # (even if only the connections' closing was left)
+            stats = started.fetcher.stats
+            code, failures = interrupted_exit_code(), len(started.failures)
+            started.emit(
+                RunFinished(run_id, code, stats.files, stats.bytes, failures, interrupted=True)
+            )
+        raise
     _report_failures(ctx)
     _emit_results(ctx, jobs)
     stats = ctx.fetcher.stats
