@@ -8,6 +8,7 @@ against what the builder wrote — never against aptmirror's own parsers.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -523,6 +524,11 @@ def test_what_the_release_does_not_serve_is_warned_about(
         f"Warning: {suite_url}: the Release has no index for architecture 'armhf'"
         f" (it lists: {release_arches}); nothing is mirrored for it"
     ) in res.stdout
+    report = json.loads((var_dir(tmp_path) / "run-report.json").read_text())
+    assert [w.split(": the Release has no index for ")[1][:12] for w in report["warnings"]] == [
+        "components '",
+        "architecture",
+    ]
     root = mirror_root(tmp_path, up.url)
     assert info.packages
     for pkg in info.packages:  # every binary package of the served parts, verified

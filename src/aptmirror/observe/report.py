@@ -1,8 +1,8 @@
 """``var/run-report.json``: what the last run did, for the post-mirror hook and scripts.
 
-Written atomically when the run finishes: run id, times, exit status, downloaded files and
-bytes, every required failure (URL or path, reason, kind), every suite's result and each
-stage's totals.
+Written atomically when the run finishes: run id, times, exit status, whether it was
+stopped, downloaded files and bytes, every required failure (URL or path, reason, kind),
+every warning the run printed, every suite's result and each stage's totals.
 """
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aptmirror.observe.events import Event, RunFailure, RunFinished, RunStarted, SuiteResult
+from aptmirror.observe.events import (
+    Event,
+    Message,
+    RunFailure,
+    RunFinished,
+    RunStarted,
+    SuiteResult,
+)
 from aptmirror.observe.redact import redact
 from aptmirror.observe.tracker import RunTracker
 from aptmirror.state.recorder import classify_failure
@@ -27,11 +34,15 @@ class ReportWriter:
         self._started: RunStarted | None = None
         self._failures: list[dict[str, Any]] = []
         self._suites: list[dict[str, Any]] = []
+        self._warnings: list[str] = []
 
-    handles = frozenset({RunStarted, RunFailure, SuiteResult, RunFinished})
+    handles = frozenset({RunStarted, RunFailure, SuiteResult, RunFinished, Message})
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
+        if isinstance(event, Message):
+            if event.level == "warning":  # the run's "Warning: …" lines, as printed
+                self._warnings.append(redact(event.text.strip().removeprefix("Warning: ")))
+        elif isinstance(event, RunStarted):
             self._started = event
         elif isinstance(event, RunFailure):
             self._failures.append(
@@ -75,6 +86,7 @@ class ReportWriter:
             "downloaded_files": event.files,
             "downloaded_bytes": event.bytes,
             "failures": self._failures,
+            "warnings": self._warnings,
             "suites": self._suites,
             "stages": stages,
         }
