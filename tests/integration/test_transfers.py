@@ -12,6 +12,7 @@ import http.client
 import http.server
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -203,6 +204,43 @@ def test_sigkill_in_pool_stage_then_resume(scenario: Scenario) -> None:
     _sha256sum_check(sc.tmp)
     assert (var_dir(sc.tmp) / "SHA256").stat().st_size > 0
     assert mirror_root(sc.tmp, sc.up.url) == sc.mirror
+
+
+def test_a_partial_file_goes_once_upstream_replaced_its_version(scenario: Scenario) -> None:
+    """A cut-off transfer leaves a partial file to resume; once upstream has replaced that
+    version, nothing will resume it: the next clean-up lists it (and its ``.meta``), while
+    a partial file of a still referenced version stays."""
+    sc = scenario
+    lines = [*repo_lines(sc.info, sc.up.url), f"clean {sc.up.url}"]
+    sc.config = write_mirror_list(sc.tmp, lines, settings={**FAST, "retry_attempts": "1"})
+    assert sc.run().code == 0
+    sc.info = update_repo(sc.info, sc.key, bump=BUMP)
+    rel, size = _largest_pool_file(sc.info, missing_in=sc.mirror)
+    sc.up.add_fault(f"/{rel}", Fault("truncate", after_bytes=size // 2))
+    assert sc.run().code == 1  # the suite is not published: no clean-up yet
+    partial = sc.mirror / Path(rel).parent / f".{Path(rel).name}.aptmirror-partial"
+    meta = Path(f"{partial}.meta")
+    assert partial.is_file() and meta.is_file()
+    # a partial file of a version still listed, left by some earlier run
+    kept = next(p.filename for p in sc.info.packages if p.filename != rel)
+    kept_partial = sc.mirror / Path(kept).parent / f".{Path(kept).name}.aptmirror-partial"
+    kept_partial.write_bytes(b"x")
+
+    sc.up.clear_faults()
+    owner = next(p.spec.name for p in sc.info.packages if p.filename == rel)
+    sc.info = update_repo(sc.info, sc.key, bump=(owner,))
+    assert rel not in {p.filename for p in sc.info.packages}
+    res = sc.run()
+    assert res.code == 0, res.output
+    assert not (sc.mirror / rel).exists()
+    script = (var_dir(sc.tmp) / "clean.sh").read_text()
+    published = base_dir(sc.tmp) / "mirror"  # clean.sh works from there
+    listed = [line for line in script.splitlines() if line.startswith("rm -f ")]
+    for path in (partial, meta):
+        assert f"rm -f -- {shlex.quote(str(path.relative_to(published)))}" in listed, script
+    assert not any(kept_partial.name in line for line in listed)
+    subprocess.run(["sh", str(var_dir(sc.tmp) / "clean.sh")], check=True, capture_output=True)
+    assert not partial.exists() and not meta.exists() and kept_partial.exists()
 
 
 def _downloaded_bytes(output: str) -> float:

@@ -160,10 +160,16 @@ async def test_small_files_are_not_starved_behind_huge_ones() -> None:
 
 
 def test_clean_keeps_partial_files_and_their_sidecars(tmp_path: Path) -> None:
+    """... while the file they would become is referenced (planned, not there yet)."""
     root = "h/debian"
     pool = tmp_path / root / "pool/main/a"
     pool.mkdir(parents=True)
-    for name in (".a.deb.aptmirror-partial", ".a.deb.aptmirror-partial.meta", "gone.deb"):
+    partials = (".a.deb.aptmirror-partial", ".a.deb.aptmirror-partial.meta")
+    for name in (*partials, "gone.deb"):
         (pool / name).write_bytes(b"x")
-    plan = plan_clean(tmp_path, [root], set())
+    plan = plan_clean(tmp_path, [root], {f"{root}/pool/main/a/a.deb"})
     assert list(plan.files) == [f"{root}/pool/main/a/gone.deb"]
+    orphaned = plan_clean(tmp_path, [root], set())  # a.deb no longer referenced
+    assert sorted(orphaned.files) == sorted(
+        f"{root}/pool/main/a/{n}" for n in (*partials, "gone.deb")
+    )

@@ -28,6 +28,7 @@ from aptmirror.storage.clean import (
 )
 
 ROOT = "deb.example.org/debian"
+PARTIAL = ".aptmirror-partial"
 
 NASTY_NAMES = [
     "with space.deb",
@@ -218,11 +219,23 @@ def test_skip_clean_covering_the_root(mirror: Path) -> None:
     assert plan.total_files == 5  # still counted
 
 
-def test_partial_downloads_kept(mirror: Path) -> None:
-    make(mirror, f"{ROOT}/pool/main/c/c/.c_1.deb.aptmirror-partial")
-    plan = plan_clean(mirror, [ROOT], KEEP)
-    assert not any(f.endswith(".aptmirror-partial") for f in plan.files)
-    assert f"{ROOT}/pool/main/c/c" not in plan.dirs
+def test_partial_downloads_kept_while_their_file_is_referenced(mirror: Path) -> None:
+    pool = f"{ROOT}/pool/main"
+    resumable = [f"{pool}/a/a/.a_1.deb.aptmirror-partial", f"{pool}/c/c/.c_2.deb.aptmirror-partial"]
+    resumable += [f"{name}.meta" for name in resumable]
+    orphans = [f"{pool}/a/a/.a_0.deb.aptmirror-partial", f"{pool}/d/d/.d_1.deb.aptmirror-partial"]
+    orphans += [f"{name}.meta" for name in orphans]
+    odd = f"{pool}/e/e/no-dot.aptmirror-partial"  # not a name of ours: kept, as before
+    for rel in (*resumable, *orphans, odd):
+        make(mirror, rel)
+    c_2 = f"{pool}/c/c/c_2.deb"  # planned (by its declared size), not downloaded yet
+    plan = plan_clean(mirror, [ROOT], KEEP, sizes={c_2: 10})
+    assert sorted(f for f in plan.files if PARTIAL in f) == sorted(orphans)
+    assert f"{pool}/d/d" in plan.dirs  # nothing left in it
+    assert not {f"{pool}/c/c", f"{pool}/e/e", f"{pool}/a/a"} & set(plan.dirs)
+    # a skip-clean tree covers the file a partial would become
+    kept = plan_clean(mirror, [ROOT], KEEP, sizes={c_2: 10}, skip_clean=[f"{pool}/d/d/d_1.deb"])
+    assert not any("/d/d/" in f for f in kept.files)
 
 
 def test_roots_missing_symlinked_overlapping(mirror: Path, tmp_path: Path) -> None:

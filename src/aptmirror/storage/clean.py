@@ -16,8 +16,9 @@ Deliberate differences from Perl (documented in the README):
 * Overlapping roots are walked once, so no path is listed twice.
 * Other non-regular files (sockets, FIFOs, devices) are kept, like symlinks, rather than
   left behind in a directory that the script then fails to remove.
-* Partial downloads (``*.aptmirror-partial`` and their ``.meta`` sidecars) are kept: they are
-  resumed by a later run.
+* Partial downloads (``.NAME.aptmirror-partial`` and their ``.meta`` sidecars) are kept
+  while ``NAME`` is still referenced: a later run resumes them. Once no index refers to
+  ``NAME`` any more (a newer version replaced it) they go like any other unneeded file.
 
 Imports only ``aptmirror.errors``, ``aptmirror.units`` and ``storage.atomic``.
 """
@@ -215,6 +216,23 @@ def _is_suite_link(path: Path) -> bool:
 _PARTIAL_NAMES = (PARTIAL_SUFFIX, PARTIAL_SUFFIX + ".meta")
 
 
+def _resumable(
+    child: str,
+    name: str,
+    keep_files: Container[str],
+    sizes: Mapping[str, int],
+    trees: set[str],
+) -> bool:
+    """Whether a partial download ``child`` (or its ``.meta``) may still be resumed: the
+    file it would become, ``.NAME.aptmirror-partial`` -> ``NAME`` beside it, is referenced.
+    A name of another shape, not one of ours, is kept as before."""
+    suffix = next(s for s in reversed(_PARTIAL_NAMES) if name.endswith(s))
+    if not name.startswith(".") or len(name) <= len(suffix) + 1:
+        return True
+    target = child[: len(child) - len(name)] + name[1 : -len(suffix)]
+    return target in sizes or target in keep_files or target in trees
+
+
 class _Walk:
     """Directory listings remembered between walks (see :func:`plan_clean`)."""
 
@@ -280,7 +298,12 @@ def _plan_root(
         if declared is not None:  # a planned pool file: kept
             needed[index] = True
             total_bytes += -(-declared // BLOCK) * BLOCK
-        elif kept_tree or child in keep_files or child in trees or name.endswith(_PARTIAL_NAMES):
+        elif (
+            kept_tree
+            or child in keep_files
+            or child in trees
+            or (name.endswith(_PARTIAL_NAMES) and _resumable(child, name, keep_files, sizes, trees))
+        ):
             needed[index] = True
             total_bytes += os.lstat(os.path.join(base, child)).st_blocks * 512
         else:
