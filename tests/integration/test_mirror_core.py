@@ -340,6 +340,39 @@ def test_incremental_runs_fetch_only_what_changed(
 # --------------------------------------------------------------------------- 3. URL forms
 
 
+def test_skel_keeps_only_the_current_by_hash_generation(
+    tmp_path: Path, repo_key: TestKey, serve: ServeFn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The staging tree does not grow by a copy of every changed index at each update
+    (hundreds of MB a day for Debian's Contents and Packages): once a suite's new indexes
+    are published, skel holds the by-hash objects of that generation only. The published
+    suite still serves the previous generation's by-hash objects (apt clients in between)."""
+    info = make_repo(tmp_path, repo_key)
+    up = serve(info.root)
+    cfg = write_mirror_list(tmp_path, repo_lines(info, up.url))
+    assert run_cli(cfg, capsys).code == 0
+    skel = tmp_path / "base" / "skel" / url_dir(up.url) / "dists" / info.suite
+
+    def by_hash(tree: Path) -> set[str]:
+        return {str(p.relative_to(tree)) for p in tree.rglob("*") if "/by-hash/" in str(p)}
+
+    def current(release: Path) -> set[str]:
+        entries = release_entries(release)
+        dirs = {rel: rel.rpartition("/")[0] for rel in entries}
+        return {f"{dirs[rel]}/by-hash/SHA256/{d}".lstrip("/") for rel, (d, _) in entries.items()}
+
+    for bump in (["native-data"], ["hello"], ["native-data"]):
+        previous = current(info.release)
+        info = update_repo(info, repo_key, bump=bump)
+        res = run_cli(cfg, capsys)
+        assert res.code == 0, res.output
+        objects = {p for p in by_hash(skel) if "/SHA256/" in p}
+        assert objects and objects <= current(info.release), objects - current(info.release)
+        live = by_hash(mirror_root(tmp_path, up.url) / "dists" / info.suite)
+        assert previous & current(info.release) <= live  # unchanged indexes
+        assert (previous - current(info.release)) & live  # the generation before
+
+
 @pytest.mark.parametrize("tilde", [False, True], ids=["tilde0", "tilde1"])
 def test_url_with_tilde_plus_port_and_credentials(
     tmp_path: Path,

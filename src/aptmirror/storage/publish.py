@@ -19,12 +19,13 @@ indexes are replaced one by one, each atomically, with Release/InRelease/Release
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import field
 from pathlib import Path
 
@@ -238,6 +239,20 @@ def _link_into(snapshot: Path, files: Sequence[tuple[str, Path | str]]) -> None:
 def discard(prepared: Prepared) -> None:
     """Drop a snapshot that will not be published."""
     shutil.rmtree(prepared.snapshot, ignore_errors=True)
+
+
+def prune_by_hash(staging: Path, keep: Collection[str]) -> int:
+    """Remove from a suite's staging directory (in skel) the by-hash objects not in
+    ``keep`` (relpaths): those of earlier index generations, which nothing reads any more —
+    the published snapshot carries the previous generation's own links. Without this, skel
+    kept a copy of every changed index of every update. The number removed."""
+    removed = 0
+    for rel, path in _tree_files(staging).items():
+        if "/by-hash/" in f"/{rel}" and rel not in keep:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed += 1
+    return removed
 
 
 def publish_suite(suite_dir: Path, files: Mapping[str, Path], stamp: str) -> Published:

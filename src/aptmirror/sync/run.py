@@ -32,6 +32,7 @@ from aptmirror.storage.publish import (
     Published,
     discard,
     prepare_suite,
+    prune_by_hash,
     publish_flat,
     remove_obsolete,
     swap,
@@ -102,9 +103,13 @@ def _prepare(ctx: RunContext, indexes: list[SuiteIndexes]) -> dict[int, Prepared
 def _publish(
     ctx: RunContext, indexes: list[SuiteIndexes], prepared: dict[int, Prepared | Published]
 ) -> tuple[int, list[Path]]:
-    """Swap in the prepared snapshots (flat repositories: replace their indexes)."""
+    """Swap in the prepared snapshots (flat repositories: replace their indexes); then
+    skel's by-hash objects of a suite's earlier index generations go."""
     published = 0
     obsolete: list[Path] = []
+    staged: dict[str, set[str]] = {}  # by suite directory: what this run's indexes use
+    for idx in indexes:
+        staged.setdefault(ctx.suite_rel(idx.verified.job), set()).update(idx.present)
     for i, idx in enumerate(indexes):
         job = idx.verified.job
         ready = prepared.get(i)
@@ -123,6 +128,12 @@ def _publish(
             ctx.fail(job, str(target), f"cannot publish: {exc}")
             continue
         published += 1
+        if isinstance(ready, Prepared):  # new indexes: the older ones' by-hash objects go
+            rel = ctx.suite_rel(job)
+            try:
+                prune_by_hash(ctx.skel / rel, staged[rel])
+            except OSError as exc:
+                ctx.warn(f"{job.name}: old by-hash files in {ctx.skel / rel} stay: {exc}")
         ctx.emit(SuitePublished(ctx.local_root(job), job.dist, ctx.suite_rel(job)))
     return published, obsolete
 
