@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # the subcommands' modules, and a run's, are imported when th
 
 DEFAULT_CONFIG = "/etc/apt/mirror.list"
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM  # stopped (cleanly)
 # a stop can only take effect between the stages' steps, never inside publishing: in the
 # pool stage (nearly always) nothing was published yet; after the suites were published,
 # only the closing of connections is left
@@ -273,10 +275,10 @@ def _guarded(action: Callable[[], int]) -> int:
         return EXIT_FAILED
     except Terminated:  # before KeyboardInterrupt, which it is
         print(f"apt-mirror: stopped by SIGTERM; {STOPPED}", file=sys.stderr)
-        return 143
+        return EXIT_SIGTERM
     except KeyboardInterrupt:
         print(f"apt-mirror: interrupted; {STOPPED}", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
 
 
 def entry() -> NoReturn:
@@ -291,6 +293,13 @@ def entry() -> NoReturn:
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
+    # A run stopped by a signal ends by that signal once it has cleaned up, as a shell
+    # expects (`$?` is 130 or 143 all the same): a loop in a script stops at Ctrl-C, and
+    # systemd counts a stop by SIGTERM as clean instead of a failure with status 143.
+    stopped_by = {EXIT_SIGINT: signal.SIGINT, EXIT_SIGTERM: signal.SIGTERM}.get(code)
+    if stopped_by is not None:
+        signal.signal(stopped_by, signal.SIG_DFL)
+        os.kill(os.getpid(), stopped_by)
     os._exit(code)
 
 
