@@ -506,6 +506,40 @@ def test_several_sources_with_failover(
     assert not (base_dir(tmp_path) / "mirror" / url_dir(other.url)).exists()
 
 
+def test_a_transfer_cut_off_at_one_source_is_continued_at_another(
+    scenario: Scenario, serve: ServeFn
+) -> None:
+    """Two sources that keep upstream's modification times (same ``ETag``): each cuts the
+    largest file once; every attempt continues what the one before received, whichever
+    source it goes to, and the file ends whole and verified."""
+    sc = scenario
+    other = serve(sc.info.root, path_prefix="mirror")
+    rel, size = _largest_pool_file(sc.info)
+    quarter = size // 4
+    sc.up.add_fault(f"/{rel}", Fault("reset", after_bytes=quarter, times=1))
+    other.add_fault(f"/mirror/{rel}", Fault("reset", after_bytes=quarter, times=1))
+    lines = [*repo_lines(sc.info, sc.up.url), f"mirror_source {sc.up.url} {other.url}"]
+    sc.config = write_mirror_list(sc.tmp, lines, settings=FAST)
+    res = sc.run()
+    assert res.code == 0, res.output
+    wanted = {f"/{rel}", f"/mirror/{rel}"}
+    asked = [
+        (r.path.startswith("/mirror/"), r.status, r.range_header)
+        for r in (*sc.up.requests, *other.requests)
+        if r.path in wanted
+    ]
+    assert len(asked) == 3, asked
+    assert sorted(status for _, status, _ in asked) == [200, 206, 206]
+    assert sorted(rng for _, _, rng in asked if rng) == [
+        f"bytes={quarter}-",
+        f"bytes={2 * quarter}-",
+    ]
+    (whole_from,) = [at_other for at_other, status, _ in asked if status == 200]
+    assert any(at_other != whole_from for at_other, status, _ in asked if status == 206)
+    assert sha256_file(sc.mirror / rel) == sha256_file(sc.info.root / rel)
+    assert_published(sc)
+
+
 def test_every_source_failing_names_each_cause(scenario: Scenario, serve: ServeFn) -> None:
     sc = scenario
     other = serve(sc.info.root, path_prefix="mirror")

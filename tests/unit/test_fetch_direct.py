@@ -60,9 +60,9 @@ class Counted:
         self.general = 0
         attempt = fetcher._attempt
 
-        async def counted(req: FetchRequest) -> object:
+        async def counted(req: FetchRequest, *sources: tuple[str, ...]) -> object:
             self.general += 1
-            return await attempt(req)
+            return await attempt(req, *sources)
 
         fetcher._attempt = counted  # type: ignore[method-assign,assignment]
 

@@ -40,7 +40,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import urlsplit, urlunsplit
@@ -279,7 +279,7 @@ class Fetcher:
                 if first is not None:  # attempt 1 was made directly
                     failure, first = first, None
                     raise failure
-                result = await self._attempt(one)
+                result = await self._attempt(one, tuple(urls) if several else ())
             except OSError as exc:  # the local disk (full, read-only), not the network
                 if sources is not None:
                     sources.release(url)
@@ -403,8 +403,15 @@ class Fetcher:
         self.stats.bytes += size
         return FetchResult(req, Outcome.DOWNLOADED, size, hasher.sha256(), size, sink.started)
 
-    def _resume_point(self, req: FetchRequest, tmp: str) -> tuple[int, str | None]:
-        """(bytes already in the partial file, validator) when it can be continued."""
+    def _resume_point(
+        self, req: FetchRequest, tmp: str, sources: Sequence[str] = ()
+    ) -> tuple[int, str | None]:
+        """(bytes already in the partial file, validator) when it can be continued: it was
+        fetched from ``req.url`` or from another of the file's ``sources``. The validator
+        then goes to this source in ``If-Range``: mirrors that keep upstream's modification
+        times (rsync -t, Debian's mirror scripts) give the same ``Last-Modified`` and, from
+        nginx or Apache, the same ``ETag``, and continue the file; any other answers 200
+        and the file starts again, as it did always."""
         if not self._resume or req.expected is None or req.fresh:
             return 0, None
         try:
@@ -413,7 +420,8 @@ class Fetcher:
                 meta = json.loads(fh.read())
         except (OSError, ValueError):
             return 0, None
-        if not isinstance(meta, dict) or meta.get("url") != _public_url(req.url):
+        urls = {_public_url(u) for u in (req.url, *sources)}
+        if not isinstance(meta, dict) or meta.get("url") not in urls:
             return 0, None
         validator = meta.get("validator")
         if not isinstance(validator, str) or not validator or not 0 < size < req.expected.size:
@@ -444,9 +452,11 @@ class Fetcher:
             fh.write(json.dumps({"url": _public_url(req.url), "validator": validator}) + "\n")
         return True
 
-    async def _attempt(self, req: FetchRequest) -> FetchResult:
+    async def _attempt(self, req: FetchRequest, sources: Sequence[str] = ()) -> FetchResult:
+        """One request for ``req.url``; ``sources``: every URL of the file (several
+        upstream sources), for a partial file one of the others left."""
         tmp = partial_name(os.fspath(req.dest))
-        offset, validator = self._resume_point(req, tmp)
+        offset, validator = self._resume_point(req, tmp, sources)
         headers = {"Range": f"bytes={offset}-", "If-Range": str(validator)} if offset else {}
         self.stats.requests += 1
         resp = await self._transport.open(req.url, headers)
