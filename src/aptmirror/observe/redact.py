@@ -1,8 +1,9 @@
 """Credentials out of what is shown and kept: console, logs, run report, state DB.
 
 A repository URL may carry ``user:password@`` (or a token as the user name). Downloads need
-it and ``var/NEW`` keeps it, as the Perl tool's did (COMPAT B.6), but wget printed
-``*password*`` in its place in every log line, and so do we. Pure; no imports of the rest.
+it and ``var/NEW`` keeps it, as the Perl tool's did (COMPAT B.6); but wget masked the
+password in every log line of the Perl tool, and so do we (``user:***@``). Pure; no imports
+of the rest.
 """
 
 from __future__ import annotations
