@@ -149,14 +149,19 @@ def _verify_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _complain(what: object) -> None:
+    """``apt-mirror: WHAT`` on stderr, a URL's credentials masked."""
+    print(redact(f"apt-mirror: {what}"), file=sys.stderr)
+
+
 def _load(path: str) -> Config | None:
     try:
         config = load_config(path)
     except ConfigError as exc:
-        print(redact(f"apt-mirror: {exc}"), file=sys.stderr)
+        _complain(exc)
         return None
     for warning in config.warnings:
-        print(redact(f"apt-mirror: warning: {warning}"), file=sys.stderr)
+        _complain(f"warning: {warning}")
     return config
 
 
@@ -226,7 +231,7 @@ def _health_main(argv: Sequence[str]) -> int:
     try:
         report = health_report(config, observe_settings(config))
     except ConfigError as exc:
-        print(redact(f"apt-mirror: {exc}"), file=sys.stderr)
+        _complain(exc)
         return 3
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
@@ -265,13 +270,13 @@ def _guarded(action: Callable[[], int]) -> int:
     try:
         return action()
     except ConfigError as exc:  # a value only checked when the command starts
-        print(redact(f"apt-mirror: {exc}"), file=sys.stderr)
+        _complain(exc)
         return EXIT_CONFIG
     except LockError as exc:
-        print(redact(f"apt-mirror: {exc}"), file=sys.stderr)
+        _complain(exc)
         return EXIT_LOCKED
     except StorageError as exc:
-        print(redact(f"apt-mirror: {exc}"), file=sys.stderr)
+        _complain(exc)
         return EXIT_FAILED
     except Terminated:  # before KeyboardInterrupt, which it is
         print(f"apt-mirror: stopped by SIGTERM; {STOPPED}", file=sys.stderr)

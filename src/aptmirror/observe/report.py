@@ -19,7 +19,6 @@ from aptmirror.observe.events import (
     RunStarted,
     SuiteResult,
 )
-from aptmirror.observe.redact import redact
 from aptmirror.observe.tracker import RunTracker
 from aptmirror.state.recorder import classify_failure
 from aptmirror.storage.atomic import atomic_write_text
@@ -41,15 +40,16 @@ class ReportWriter:
     def __call__(self, event: Event) -> None:
         if isinstance(event, Message):
             if event.level == "warning":  # the run's "Warning: …" lines, as printed
-                self._warnings.append(redact(event.text.strip().removeprefix("Warning: ")))
+                # printed through the console, which masked any credentials already
+                self._warnings.append(event.text.strip().removeprefix("Warning: "))
         elif isinstance(event, RunStarted):
             self._started = event
         elif isinstance(event, RunFailure):
             self._failures.append(
                 {
                     "repository": event.repository,
-                    "target": redact(event.target),
-                    "reason": redact(event.reason),
+                    "target": event.target,
+                    "reason": event.reason,
                     "kind": classify_failure(event.reason),
                 }
             )
@@ -59,7 +59,7 @@ class ReportWriter:
                     "repository": event.repository,
                     "suite": event.suite,
                     "published": event.published,
-                    "errors": [redact(e) for e in event.errors],
+                    "errors": list(event.errors),
                 }
             )
         elif isinstance(event, RunFinished):

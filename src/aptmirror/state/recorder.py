@@ -27,7 +27,6 @@ from aptmirror.observe.events import (
     SuitePublished,
     SuiteResult,
 )
-from aptmirror.observe.redact import redact
 from aptmirror.observe.repos import RepoResolver
 from aptmirror.state.db import FailureRow, FileVersion, RepoRun, StateDB
 
@@ -178,8 +177,7 @@ class StateRecorder:
                 self.db.progress_run(run.pk, run.files, run.bytes)
         elif isinstance(event, RunFailure):
             kind = classify_failure(event.reason)
-            target, reason = redact(event.target), redact(event.reason)
-            run.failures.append(FailureRow(event.repository, target, kind, reason))
+            run.failures.append(FailureRow(event.repository, event.target, kind, event.reason))
         elif isinstance(event, SuitePublished):
             run.published[(event.repository, event.suite)] = event.at
         elif isinstance(event, SuiteResult):
@@ -211,7 +209,7 @@ class StateRecorder:
                     files=acc.files,
                     bytes=acc.bytes,
                     errors=len(res.errors),
-                    error_text=redact("\n".join(res.errors[:20])),
+                    error_text="\n".join(res.errors[:20]),
                     avg_speed=acc.speed,
                     last_success=last,
                 )

@@ -27,6 +27,7 @@ from aptmirror.observe.events import (
     SuitePublished,
     SuiteResult,
 )
+from aptmirror.observe.redact import redact
 from aptmirror.storage.publish import (
     Prepared,
     Published,
@@ -107,9 +108,6 @@ def _publish(
     skel's by-hash objects of a suite's earlier index generations go."""
     published = 0
     obsolete: list[Path] = []
-    staged: dict[str, set[str]] = {}  # by suite directory: what this run's indexes use
-    for idx in indexes:
-        staged.setdefault(ctx.suite_rel(idx.verified.job), set()).update(idx.present)
     for i, idx in enumerate(indexes):
         job = idx.verified.job
         ready = prepared.get(i)
@@ -129,11 +127,7 @@ def _publish(
             continue
         published += 1
         if isinstance(ready, Prepared):  # new indexes: the older ones' by-hash objects go
-            rel = ctx.suite_rel(job)
-            try:
-                prune_by_hash(ctx.skel / rel, staged[rel])
-            except OSError as exc:
-                ctx.warn(f"{job.name}: old by-hash files in {ctx.skel / rel} stay: {exc}")
+            _prune_staging(ctx, job, indexes)
         ctx.emit(SuitePublished(ctx.local_root(job), job.dist, ctx.suite_rel(job)))
     return published, obsolete
 
@@ -148,6 +142,17 @@ async def _mirror(
         return await _mirror_with(ctx, jobs, config, scan)
     finally:
         scan.close()
+
+
+def _prune_staging(ctx: RunContext, job: RepoJob, indexes: list[SuiteIndexes]) -> None:
+    """After ``job``'s new snapshot went live: skel's by-hash objects that none of this
+    run's indexes for its suite directory use go (:func:`prune_by_hash`)."""
+    rel = ctx.suite_rel(job)
+    keep = {p for idx in indexes if ctx.suite_rel(idx.verified.job) == rel for p in idx.present}
+    try:
+        prune_by_hash(ctx.skel / rel, keep)
+    except OSError as exc:
+        ctx.warn(f"{job.name}: old by-hash files in {ctx.skel / rel} stay: {exc}")
 
 
 async def _mirror_with(ctx: RunContext, jobs: list[RepoJob], config: Config, scan: TreeScan) -> int:
@@ -329,9 +334,11 @@ def _report_failures(ctx: RunContext) -> None:
 
 
 def _emit_results(ctx: RunContext, jobs: list[RepoJob]) -> None:
-    """One RunFailure per failure and one SuiteResult per job, for the observers."""
+    """One RunFailure per failure and one SuiteResult per job, for the observers (report,
+    state DB, logs): their texts with the URLs' credentials masked."""
     for f in ctx.failures:
-        ctx.emit(RunFailure(ctx.local_root(f.job) if f.job else None, f.target, f.reason))
+        root = ctx.local_root(f.job) if f.job else None
+        ctx.emit(RunFailure(root, redact(f.target), redact(f.reason)))
     for job in jobs:
-        errors = tuple(f"{f.target}: {f.reason}" for f in ctx.failures if f.job is job)
+        errors = tuple(redact(f"{f.target}: {f.reason}") for f in ctx.failures if f.job is job)
         ctx.emit(SuiteResult(ctx.local_root(job), job.dist, not errors, errors))
