@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -24,12 +25,22 @@ from aptmirror.observe.events import Event, EventBus, FileDone, StageFinished, S
 from aptmirror.sync import pool, pool_procs
 from aptmirror.sync import run as runmod
 from aptmirror.sync.pool_procs import WorkerCrew
-from aptmirror.testing import FakeUpstream, Fault, TestKey
+from aptmirror.testing import (
+    DEFAULT_PACKAGES,
+    FakeUpstream,
+    Fault,
+    PackageSpec,
+    TestKey,
+    build_repo,
+)
 
 from .conftest import (
     ServeFn,
+    repo_lines,
+    run_cli,
     sha256_file,
     var_dir,
+    write_mirror_list,
 )
 from .test_failures import Scenario, assert_published, assert_unchanged, new_scenario, tree_state
 
@@ -414,3 +425,41 @@ def test_workers_start_before_the_index_stage_when_big_indexes_changed(
     assert starts == ["StageFinished release"]  # started, then stopped unused
     assert_unchanged(sc, before)
     assert _workers_of(os.getpid()) == []
+
+
+_BIG_ONE = (PackageSpec("big", "1.0-1", "amd64", size=6 << 20),)
+_MANY = tuple(PackageSpec(f"mid{n}", "1.0-1", "amd64", size=512 << 10) for n in range(24))
+
+
+@pytest.mark.parametrize(
+    ("extra", "rate"), [(_BIG_ONE, 2 << 20), (_MANY, 4 << 20)], ids=["one-big", "many"]
+)
+def test_limit_rate_is_one_budget_for_every_process(
+    tmp_path: Path,
+    repo_key: TestKey,
+    serve: ServeFn,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    extra: tuple[PackageSpec, ...],
+    rate: int,
+) -> None:
+    """With two processes ``limit_rate`` is one budget: the archive stage takes its bytes /
+    rate less the 1 s burst. One 6 MiB file among small ones at 2 MiB/s: ≈ 2 s, where a
+    fixed half of the rate for each process took ≈ 5 s (the other process soon had nothing
+    left to fetch). 24 files of 512 KiB at 4 MiB/s, both processes busy throughout: ≈ 2 s,
+    where a whole rate for each process would take ≈ 1 s."""
+    info = build_repo(
+        tmp_path / "repo", repo_key, packages=(*DEFAULT_PACKAGES, *extra), sources=False
+    )
+    up = serve(info.root)
+    settings = {**PROCS, "pool_processes": "2", "limit_rate": str(rate)}
+    config = write_mirror_list(tmp_path, repo_lines(info, up.url), settings=settings)
+    starts = _crew_starts(monkeypatch)
+    res = run_cli(config, capsys)
+    assert res.code == 0, res.output
+    assert len(starts) == 1  # a worker process took part
+    report = json.loads((var_dir(tmp_path) / "run-report.json").read_text())
+    archive = next(s for s in report["stages"] if s["stage"] == "archive")
+    assert archive["bytes"] >= sum(p.size for p in extra)
+    due = archive["bytes"] / rate - 1.0
+    assert due - 0.1 <= archive["seconds"] <= due + 0.8, (archive, due)

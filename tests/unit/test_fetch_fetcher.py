@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gc
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -387,19 +390,82 @@ async def test_global_rate_limit_bounds_throughput(up: FakeUpstream, tmp_path: P
     assert expected * 0.9 <= elapsed < expected + 1.0, elapsed
 
 
+class _FakeTime:
+    """A clock that only the limiter's sleeps move (and :attr:`now` set by the test)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def limiter(self, shared_fd: int | None = None) -> RateLimiter:
+        """1000 B/s, 1 s of burst."""
+        return RateLimiter(
+            1000, burst_seconds=1.0, clock=lambda: self.now, sleep=self.sleep, shared_fd=shared_fd
+        )
+
+
 async def test_rate_limiter_virtual_clock() -> None:
-    now = [0.0]
+    fake = _FakeTime()
+    lim = fake.limiter()
+    for _ in range(10):
+        await lim.consume(500)  # 5000 bytes at 1000 B/s, 1 s burst → 4 s of waiting
+    assert sum(fake.slept) == pytest.approx(4.0)
+    fake.slept.clear()
+    fake.now += 60  # idle for a minute: the budget is not saved up beyond the burst
+    for _ in range(6):
+        await lim.consume(500)
+    assert sum(fake.slept) == pytest.approx(2.0)
+    assert RateLimiter(None).rate is None and RateLimiter(0).rate is None
+
+
+async def test_limiters_sharing_a_clock_draw_on_one_budget() -> None:
+    fake = _FakeTime()
+    first = fake.limiter()
+    await first.consume(500)  # spent before it is shared: still counts
+    second = fake.limiter(shared_fd=first.shared_fd())
+    for limiter in (first, second) * 4 + (first,):
+        await limiter.consume(500)  # 5000 bytes at 1000 B/s between them → 4 s of waiting
+    assert sum(fake.slept) == pytest.approx(4.0)
+
+
+async def test_a_shared_rate_limit_spans_processes() -> None:
+    """Another process (as a pool worker) spends 2 s of a 1000 B/s budget: this process's
+    next 1000 bytes wait for the rest of those 2 s plus their own 1 s (1 s alone)."""
     slept: list[float] = []
 
     async def sleep(d: float) -> None:
         slept.append(d)
-        now[0] += d
 
-    lim = RateLimiter(1000, burst_seconds=1.0, clock=lambda: now[0], sleep=sleep)
-    for _ in range(10):
-        await lim.consume(500)  # 5000 bytes at 1000 B/s, 1 s burst → 4 s of waiting
-    assert sum(slept) == pytest.approx(4.0)
-    assert RateLimiter(None).rate is None and RateLimiter(0).rate is None
+    limiter = RateLimiter(1000, burst_seconds=0.0, sleep=sleep)
+    fd = limiter.shared_fd()
+    child = (
+        "import asyncio, sys\n"
+        "from aptmirror.fetch.ratelimit import RateLimiter\n"
+        "async def nap(d): pass\n"
+        "asyncio.run(RateLimiter(1000, burst_seconds=0.0, sleep=nap,"
+        " shared_fd=int(sys.argv[1])).consume(2000))\n"
+    )
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", child, str(fd)], check=True, pass_fds=(fd,))
+    await limiter.consume(1000)
+    elapsed = time.monotonic() - started
+    assert len(slept) == 1 and 3.0 - elapsed <= slept[0] <= 3.0, (slept, elapsed)
+    assert slept[0] > 1.5  # not this process's 1 s alone
+
+
+def test_a_shared_clock_is_closed_with_its_limiter() -> None:
+    limiter = RateLimiter(1000)
+    fd = limiter.shared_fd()
+    assert limiter.shared_fd() == fd  # made once
+    os.fstat(fd)
+    del limiter
+    gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)
 
 
 def test_slow_floor_is_capped_by_the_fair_share() -> None:

@@ -165,7 +165,8 @@ def test_a_worker_is_topped_up_from_both_ends_until_the_queue_is_empty() -> None
 def test_share_keeps_the_run_totals() -> None:
     s = Settings(nthreads=20, limit_rate=1000, max_connections_per_host=8)
     share = share_of(s, 3)
-    assert (share.nthreads, share.limit_rate, share.max_connections_per_host) == (7, 333, 3)
+    # limit_rate whole: every process draws on the run's one budget (a shared clock)
+    assert (share.nthreads, share.limit_rate, share.max_connections_per_host) == (7, 1000, 3)
     unlimited = share_of(Settings(nthreads=1, limit_rate=None, max_connections_per_host=0), 2)
     assert (unlimited.nthreads, unlimited.limit_rate, unlimited.max_connections_per_host) == (
         1,

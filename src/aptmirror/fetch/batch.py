@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from aptmirror.errors import FetchError
 from aptmirror.fetch.direct import Lane
 from aptmirror.fetch.fetcher import Fetcher, FetchRequest, FetchStats
+from aptmirror.fetch.ratelimit import RateLimiter
 from aptmirror.fetch.setup import make_fetcher, read_auth_conf, transport_options
 from aptmirror.fetch.transport import HttpTransport
 from aptmirror.model import Settings
@@ -148,11 +149,13 @@ async def fetch_share(
     emit: Emit,
     on_error: Callable[[int, FetchError], None],
     on_done: Callable[[int], None] | None = None,
+    limiter: RateLimiter | None = None,
 ) -> FetchStats:
     """:func:`fetch_all` through a connection pool and fetcher of its own, made from
-    ``settings`` (one share's: nthreads, per-host connections, limit_rate); its counters."""
+    ``settings`` (one share's: nthreads, per-host connections) and drawing on ``limiter``'s
+    budget (else ``limit_rate`` of its own); its counters."""
     credentials, _ = read_auth_conf(settings.etc_netrc)  # problems were reported by the run
     async with HttpTransport(transport_options(settings, credentials)) as transport:
-        fetcher = make_fetcher(transport, settings, emit)
+        fetcher = make_fetcher(transport, settings, emit, limiter)
         await fetch_all(fetcher, queue, request, settings.nthreads, on_error, on_done)
     return fetcher.stats

@@ -212,6 +212,10 @@ class Fetcher:
         self._made_dirs: set[str] = set()  # directories this fetcher made or found
         self.stats = FetchStats()
 
+    @property
+    def limiter(self) -> RateLimiter | None:
+        return self._limiter
+
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed ``attempt`` (1-based): exponential, jittered,
         never shorter than the server's ``Retry-After`` (itself capped)."""

@@ -53,8 +53,14 @@ def transport_options(s: Settings, credentials: tuple[Credential, ...] = ()) -> 
     )
 
 
-def make_fetcher(transport: HttpTransport, s: Settings, emit: Emit | None = None) -> Fetcher:
-    """The run's one Fetcher: retry, resume, global rate limit and slow-rate settings."""
+def make_fetcher(
+    transport: HttpTransport,
+    s: Settings,
+    emit: Emit | None = None,
+    limiter: RateLimiter | None = None,
+) -> Fetcher:
+    """The run's one Fetcher: retry, resume, global rate limit (``limiter``, else one of
+    its own) and slow-rate settings."""
     slow = SlowRate(s.slow_rate, s.slow_rate_startup) if s.slow_rate_protection else None
     return Fetcher(
         transport,
@@ -62,7 +68,7 @@ def make_fetcher(transport: HttpTransport, s: Settings, emit: Emit | None = None
         base_delay=s.retry_delay,
         resume=s.resume_partial_downloads,
         resume_min_size=s.resume_min_size,
-        limiter=RateLimiter(s.limit_rate),
+        limiter=limiter if limiter is not None else RateLimiter(s.limit_rate),
         slow_rate=slow,
         emit=emit,
     )

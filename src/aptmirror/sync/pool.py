@@ -25,6 +25,7 @@ from aptmirror.errors import FetchError, FormatError
 from aptmirror.fetch.batch import SizeQueue, fetch_all, fetch_share
 from aptmirror.fetch.body import read_chunks
 from aptmirror.fetch.fetcher import FetchRequest
+from aptmirror.fetch.ratelimit import RateLimiter
 from aptmirror.model import Checksums
 from aptmirror.observe.events import Event
 from aptmirror.storage.varfiles import VarFiles
@@ -206,6 +207,7 @@ class PoolDownloads:
         self._share = ctx.settings
         self._held: list[Event] | None = []
         self._crew: WorkerCrew | None = None
+        self._limiter: RateLimiter | None = None
         if processes > 1:
             self._start_crew(processes)
 
@@ -215,6 +217,9 @@ class PoolDownloads:
         from aptmirror.sync.pool_procs import WorkerCrew, share_of
 
         self._share = share_of(self.ctx.settings, processes)
+        # one limit_rate budget for the run's own transfers and every worker's
+        self._limiter = self.ctx.fetcher.limiter or RateLimiter(self.ctx.settings.limit_rate)
+        limit_fd = self._limiter.shared_fd() if self._limiter.rate is not None else None
         self._crew = WorkerCrew(
             self._share,
             processes - 1,
@@ -223,6 +228,7 @@ class PoolDownloads:
             self._hold,
             self._failed,
             self.ctx.fetcher.stats,
+            limit_fd,
         )
         self._crew.start()
 
@@ -262,7 +268,9 @@ class PoolDownloads:
 
         async def fetch_here(queue: SizeQueue, request: Callable[[int], FetchRequest]) -> None:
             # the run's own transfers, with the same limits as one worker
-            stats = await fetch_share(self._share, queue, request, self.ctx.emit, self._failed)
+            stats = await fetch_share(
+                self._share, queue, request, self.ctx.emit, self._failed, limiter=self._limiter
+            )
             self.ctx.fetcher.stats.add(stats)
 
         async def here() -> None:

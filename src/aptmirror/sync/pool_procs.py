@@ -6,8 +6,9 @@ and tops it up whenever the worker reports progress, keeping ``FEED_PER_TRANSFER
 per transfer in its hands. So a process that is slower — the run's own also handles every
 event — simply takes fewer files, and all finish together. (Dealing fixed shares up front,
 as before, left one process idle for up to half a second at the end of a first mirror.)
-Each process runs with ``nthreads / N`` transfers, ``max_connections_per_host / N`` and
-``limit_rate / N``, so the run's totals stay what was configured.
+Each process runs with ``nthreads / N`` transfers and ``max_connections_per_host / N``, so
+the run's totals stay what was configured; ``limit_rate`` is one budget that every process
+draws on (the run's rate limiter's clock, in memory shared with the workers).
 Events from the workers are re-emitted here, in order, so progress, logs, metrics and the
 state DB see the same events as with in-process downloads. The files a worker had not
 finished when it died (killed, out of memory, cannot start) are fetched by the run's own
@@ -100,12 +101,12 @@ def streaming_process_count(setting: int, index_bytes: int, cpus: int | None = N
 
 
 def share_of(s: Settings, processes: int) -> Settings:
-    """The settings one of ``processes`` workers runs with."""
+    """The settings one of ``processes`` workers runs with (``limit_rate`` whole: the
+    processes share one budget, see :class:`WorkerCrew`)."""
     per_host = s.max_connections_per_host
     return dataclasses.replace(
         s,
         nthreads=max(1, math.ceil(s.nthreads / processes)),
-        limit_rate=None if s.limit_rate is None else max(1, s.limit_rate // processes),
         max_connections_per_host=0 if per_host == 0 else max(1, math.ceil(per_host / processes)),
     )
 
@@ -124,6 +125,9 @@ class _Worker:
 class WorkerCrew:
     """``workers`` worker processes taking files from ``queue`` (see the module docstring).
 
+    ``limit_fd``: the run's rate limiter's shared clock (``RateLimiter.shared_fd``), passed
+    on to every worker, whose transfers then draw on the run's one ``limit_rate`` budget.
+
     The queue may still be open: :meth:`start` the crew while files are being planned,
     call :meth:`feed` when more were put, close the queue, then await :meth:`finish`.
     Files put after :meth:`start` go to a worker only once it has started up (its first
@@ -140,8 +144,10 @@ class WorkerCrew:
         emit: Emit,
         on_error: Callable[[int, FetchError], None],
         stats: FetchStats,
+        limit_fd: int | None = None,
     ) -> None:
         self.share, self.queue, self.request = share, queue, request
+        self.limit_fd = limit_fd
         self.emit, self.on_error, self.stats = emit, on_error, stats
         self.crew = [_Worker() for _ in range(workers)]
         self._tasks: list[asyncio.Task[None]] = []
@@ -210,6 +216,7 @@ class WorkerCrew:
                 *WORKER_COMMAND,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
+                pass_fds=() if self.limit_fd is None else (self.limit_fd,),
             )
         except OSError as exc:  # left to the run itself, like a worker that died
             w.failure = f"could not be started ({exc.strerror or exc})"
@@ -219,7 +226,7 @@ class WorkerCrew:
             proc.kill()
             await proc.wait()
             return
-        proc.stdin.write(frame(WorkerTask(self.share)) + first)
+        proc.stdin.write(frame(WorkerTask(self.share, self.limit_fd)) + first)
         # stdin stays open: the worker stops when it sees EOF (the run died)
         while True:
             try:

@@ -32,6 +32,7 @@ from typing import BinaryIO
 from aptmirror.errors import FetchError
 from aptmirror.fetch.batch import SizeQueue, fetch_share, request_size
 from aptmirror.fetch.fetcher import FetchRequest, FetchStats
+from aptmirror.fetch.ratelimit import RateLimiter
 from aptmirror.frozen import frozen
 from aptmirror.model import Settings
 from aptmirror.observe.events import Event, FileProgress
@@ -47,7 +48,8 @@ LOW_WATER_PER_TRANSFER = 4
 
 @frozen
 class WorkerTask:
-    settings: Settings  # this worker's share: nthreads, limit_rate … already divided
+    settings: Settings  # this worker's share: nthreads, per-host connections already divided
+    limit_fd: int | None = None  # the run's rate limit budget (RateLimiter.shared_fd), inherited
 
 
 @frozen
@@ -211,7 +213,10 @@ async def work(task: WorkerTask, out: Outbox) -> FetchStats:
     loop.add_reader(0, stdin_readable)
     ticker = asyncio.create_task(_tick(out))
     try:
-        return await fetch_share(task.settings, queue, requests.pop, out.emit, failed, done)
+        limiter = RateLimiter(task.settings.limit_rate, shared_fd=task.limit_fd)
+        return await fetch_share(
+            task.settings, queue, requests.pop, out.emit, failed, done, limiter
+        )
     finally:
         ticker.cancel()
         loop.remove_reader(0)
