@@ -170,6 +170,36 @@ def test_log_file_rotates(
     assert log.stat().st_size <= 2048 + 1024
 
 
+def test_log_files_on_a_full_disk_give_one_warning_each(
+    tmp_path: Path,
+    small_repo: RepoInfo,
+    repo_key: TestKey,
+    serve: ServeFn,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Writes to ``/dev/full`` fail with ENOSPC, as on a full disk: each log file (``log_file``
+    and the repository's own, here linked to it) says so once and takes no more lines — no
+    traceback per record — and the mirror is updated as usual."""
+    up = serve(small_repo.root)
+    settings = {**FAST, "log_file": "/dev/full"}
+    cfg = write_mirror_list(tmp_path, repo_lines(small_repo, up.url), settings=settings)
+    first = run_cli(cfg, capsys)
+    assert first.code == 0, first.output
+    warning = "apt-mirror: warning: cannot write the log file /dev/full: No space left on device"
+    assert first.stderr.count(warning) == 1, first.stderr
+    (repo_log,) = var_dir(tmp_path).glob("127.0.0.1*.log")
+    repo_log.unlink()
+    repo_log.symlink_to("/dev/full")
+    update_repo(small_repo, repo_key, bump=("hello",))
+    res = run_cli(cfg, capsys)
+    assert res.code == 0, res.output
+    assert "1 of 1 suites published" in res.stdout
+    assert res.stderr.count("cannot write the log file") == 2, res.stderr
+    assert f"cannot write the log file {repo_log}: No space left on device" in res.stderr
+    assert "Traceback" not in res.stderr and "Logging error" not in res.stderr, res.stderr
+    assert "failed and was disabled" not in res.stderr  # the logs' observer kept going
+
+
 def test_sigkilled_run_leaves_db_consistent_and_marked_interrupted(
     tmp_path: Path, small_repo: RepoInfo, serve: ServeFn, capsys: pytest.CaptureFixture[str]
 ) -> None:

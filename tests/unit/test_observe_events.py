@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mypy import api as mypy_api
 
-from aptmirror.errors import FetchError
+from aptmirror.errors import FetchError, StorageError
 from aptmirror.fetch.fetcher import Fetcher, FetchRequest
 from aptmirror.fetch.transport import HttpTransport, TransportOptions
 from aptmirror.model import Checksums
@@ -51,6 +51,20 @@ def test_broken_subscriber_is_disabled_not_fatal(capsys: pytest.CaptureFixture[s
     bus.emit(Message("two"))
     assert [m.text for m in seen if isinstance(m, Message)] == ["one", "two"]
     assert capsys.readouterr().err.count("boom") == 1
+
+
+def test_a_disabled_subscriber_is_named_by_its_class(capsys: pytest.CaptureFixture[str]) -> None:
+    class StateKeeper:
+        def __call__(self, event: Event) -> None:
+            raise StorageError("state database /x/aptmirror.db: database or disk is full")
+
+    bus = EventBus()
+    bus.subscribe(StateKeeper())
+    bus.emit(Message("one"))
+    assert capsys.readouterr().err == (
+        "apt-mirror: warning: observer StateKeeper failed and was disabled:"
+        " state database /x/aptmirror.db: database or disk is full\n"
+    )
 
 
 def test_a_subscriber_gets_only_the_events_it_handles() -> None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import field
 
+from aptmirror.errors import AptMirrorError
 from aptmirror.frozen import frozen
 
 
@@ -222,9 +223,10 @@ class EventBus:
                 fn(event)
             except Exception as exc:  # a broken observer never breaks the mirror
                 self.unsubscribe(fn)
+                name = getattr(fn, "__qualname__", None) or type(fn).__name__
                 print(
-                    f"apt-mirror: warning: observer {getattr(fn, '__qualname__', fn)!s} "
-                    f"failed and was disabled: {exc!r}",
+                    f"apt-mirror: warning: observer {name} failed and was disabled: "
+                    f"{exc if isinstance(exc, AptMirrorError | OSError) else repr(exc)}",
                     file=sys.stderr,
                 )
 

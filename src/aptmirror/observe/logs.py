@@ -10,8 +10,10 @@ tool's lines) is unchanged; it reaches the logs as :class:`Message` events.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -154,7 +156,61 @@ def journal_handler() -> logging.Handler | None:
     return handler
 
 
-class LazyFlushFileHandler(logging.FileHandler):
+def _stderr_warning(text: str) -> None:
+    print(f"apt-mirror: warning: {text}", file=sys.stderr, flush=True)
+
+
+class _GivesUpQuietly(logging.FileHandler):
+    """A log file that, once a write fails (a full disk, an I/O error), says so once and
+    takes no more lines this run — instead of logging's traceback for every record, which
+    on a full disk buried the run's own error report under thousands of lines."""
+
+    warn: Callable[[str], None] = staticmethod(_stderr_warning)
+    failed = False
+
+    def handleError(self, record: logging.LogRecord | None) -> None:
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)  # type: ignore[arg-type]
+            return
+        if not self.failed:
+            self.failed = True
+            reason = exc.strerror or str(exc)
+            self.warn(
+                f"cannot write the log file {self.baseFilename}: {reason};"
+                " it gets no more lines this run"
+            )
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:  # the buffer's last flush
+            self.handleError(None)
+
+
+def rotating_log_file(
+    path: str, max_bytes: int, backups: int, warn: Callable[[str], None]
+) -> logging.FileHandler:
+    """``log_file``: rotated by size, quiet when it cannot be written (see above)."""
+    from logging.handlers import RotatingFileHandler  # here: 6 ms of start-up
+
+    class RotatingLogFile(_GivesUpQuietly, RotatingFileHandler):
+        pass
+
+    handler = RotatingLogFile(path, maxBytes=max_bytes, backupCount=backups)
+    handler.warn = warn
+    return handler
+
+
+class LazyFlushFileHandler(_GivesUpQuietly):
     """A log file written through its buffer: flushed at most once a second, at once for
     warnings and errors, and on close. A first mirror logs one line per file (15,000 lines
     for a mid-sized repository); flushing each one cost more than the download's own
@@ -184,6 +240,8 @@ class LazyFlushFileHandler(logging.FileHandler):
     def write_line(self, text: str, level: int) -> None:
         """Write one formatted line: :meth:`emit`'s way, and the per-repository files' way
         without a LogRecord."""
+        if self.failed:
+            return
         self.acquire()
         try:
             if self.stream is None:
@@ -194,6 +252,8 @@ class LazyFlushFileHandler(logging.FileHandler):
             self.stream.write(text + self.terminator)
             self._urgent = level >= logging.WARNING
             self.flush()
+        except OSError:
+            self.handleError(None)
         finally:
             self.release()
 
@@ -201,9 +261,12 @@ class LazyFlushFileHandler(logging.FileHandler):
 class RepositoryFiles(logging.Handler):
     """Records naming a repository also go to ``var/<repository, / as _>.log``."""
 
-    def __init__(self, var_path: Path, fmt: logging.Formatter) -> None:
+    def __init__(
+        self, var_path: Path, fmt: logging.Formatter, warn: Callable[[str], None] = _stderr_warning
+    ) -> None:
         super().__init__()
         self.var_path = var_path
+        self.warn = warn
         self.setFormatter(fmt)
         self._files: dict[str, LazyFlushFileHandler] = {}
 
@@ -217,6 +280,7 @@ class RepositoryFiles(logging.Handler):
         if handler is None:
             self.var_path.mkdir(parents=True, exist_ok=True)
             handler = LazyFlushFileHandler(self.var_path / log_name(repo), mode="w")
+            handler.warn = self.warn
             handler.setFormatter(self.formatter or TextFormatter())
             self._files[repo] = handler
         return handler
@@ -277,15 +341,11 @@ def build_logger(
     fmt = formatter(opts.log_format)
     if opts.log_file:
         Path(opts.log_file).parent.mkdir(parents=True, exist_ok=True)
-        from logging.handlers import RotatingFileHandler  # here: 6 ms of start-up
-
-        rotating = RotatingFileHandler(
-            opts.log_file, maxBytes=opts.log_max_bytes, backupCount=opts.log_backup_count
-        )
+        rotating = rotating_log_file(opts.log_file, opts.log_max_bytes, opts.log_backup_count, warn)
         rotating.setFormatter(fmt)
         handlers.append(rotating)
     if opts.log_per_repository:
-        handlers.append(RepositoryFiles(var_path, fmt))
+        handlers.append(RepositoryFiles(var_path, fmt, warn))
     if opts.log_journal:
         journal = journal_handler()
         if journal is None:
