@@ -346,6 +346,19 @@ async def test_partial_for_another_url_is_not_resumed(
     assert not meta_path(tmp).exists()
 
 
+async def test_a_sidecar_without_its_partial_file_goes_with_the_fresh_download(
+    up: FakeUpstream, make: Make, tmp_path: Path
+) -> None:
+    """A disk full as an earlier transfer began: its sidecar was written, its partial file
+    was not. The file is fetched afresh (too small to resume) and the sidecar removed."""
+    dest = tmp_path / "s.deb"
+    tmp = partial_path(dest)
+    meta_path(tmp).write_text(json.dumps({"url": f"{up.url}pool/small.deb", "validator": "x"}))
+    await make(resume_min_size=1 << 20).fetch(req(up, dest, "small.deb"))
+    assert dest.read_bytes() == SMALL and gets(up, "/pool/small.deb") == [(200, None)]
+    assert not meta_path(tmp).exists() and not tmp.exists()
+
+
 async def test_resume_off_restarts_from_zero(up: FakeUpstream, make: Make, tmp_path: Path) -> None:
     up.add_fault("/pool/big.deb", Fault("reset", after_bytes=500_000, times=1))
     dest = tmp_path / "big.deb"

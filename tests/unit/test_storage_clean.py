@@ -225,11 +225,14 @@ def test_partial_downloads_kept_while_their_file_is_referenced(mirror: Path) -> 
     resumable += [f"{name}.meta" for name in resumable]
     orphans = [f"{pool}/a/a/.a_0.deb.aptmirror-partial", f"{pool}/d/d/.d_1.deb.aptmirror-partial"]
     orphans += [f"{name}.meta" for name in orphans]
+    # a sidecar whose partial file is gone (a disk full as the transfer began), of a file
+    # that is referenced: nothing to resume
+    orphans.append(f"{pool}/a/a/.a_1.dsc.aptmirror-partial.meta")
     odd = f"{pool}/e/e/no-dot.aptmirror-partial"  # not a name of ours: kept, as before
     for rel in (*resumable, *orphans, odd):
         make(mirror, rel)
     c_2 = f"{pool}/c/c/c_2.deb"  # planned (by its declared size), not downloaded yet
-    plan = plan_clean(mirror, [ROOT], KEEP, sizes={c_2: 10})
+    plan = plan_clean(mirror, [ROOT], KEEP | {f"{pool}/a/a/a_1.dsc"}, sizes={c_2: 10})
     assert sorted(f for f in plan.files if PARTIAL in f) == sorted(orphans)
     assert f"{pool}/d/d" in plan.dirs  # nothing left in it
     assert not {f"{pool}/c/c", f"{pool}/e/e", f"{pool}/a/a"} & set(plan.dirs)

@@ -442,11 +442,12 @@ class Fetcher:
         only when it is cut off (``any_size``), which is enough to resume it in this run.
         """
         too_small = req.expected is not None and req.expected.size < self._resume_min_size
-        if req.expected is None or not self._resume or (too_small and not any_size):
-            return False
-        validator = _validator(resp)
         meta = meta_name(tmp)
-        if validator is None:
+        validator = _validator(resp)
+        unwanted = req.expected is None or not self._resume or (too_small and not any_size)
+        if unwanted or not validator:
+            # the file starts afresh: a sidecar an earlier cut-off transfer left (one that
+            # could not be resumed) would outlive it
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(meta)
             return False

@@ -217,6 +217,7 @@ _PARTIAL_NAMES = (PARTIAL_SUFFIX, PARTIAL_SUFFIX + ".meta")
 
 
 def _resumable(
+    base: str,
     child: str,
     name: str,
     keep_files: Container[str],
@@ -224,11 +225,16 @@ def _resumable(
     trees: set[str],
 ) -> bool:
     """Whether a partial download ``child`` (or its ``.meta``) may still be resumed: the
-    file it would become, ``.NAME.aptmirror-partial`` -> ``NAME`` beside it, is referenced.
-    A name of another shape, not one of ours, is kept as before."""
+    file it would become, ``.NAME.aptmirror-partial`` -> ``NAME`` beside it, is referenced
+    (and, for a ``.meta``, the partial file is there). A name of another shape, not one of
+    ours, is kept as before."""
     suffix = next(s for s in reversed(_PARTIAL_NAMES) if name.endswith(s))
     if not name.startswith(".") or len(name) <= len(suffix) + 1:
         return True
+    if suffix != PARTIAL_SUFFIX:  # a sidecar: without its partial file, nothing to resume
+        partial = child[: len(child) - len(suffix)] + PARTIAL_SUFFIX
+        if not os.path.lexists(os.path.join(base, partial)):
+            return False
     target = child[: len(child) - len(name)] + name[1 : -len(suffix)]
     return target in sizes or target in keep_files or target in trees
 
@@ -302,7 +308,10 @@ def _plan_root(
             kept_tree
             or child in keep_files
             or child in trees
-            or (name.endswith(_PARTIAL_NAMES) and _resumable(child, name, keep_files, sizes, trees))
+            or (
+                name.endswith(_PARTIAL_NAMES)
+                and _resumable(base, child, name, keep_files, sizes, trees)
+            )
         ):
             needed[index] = True
             total_bytes += os.lstat(os.path.join(base, child)).st_blocks * 512
