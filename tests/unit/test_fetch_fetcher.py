@@ -435,7 +435,16 @@ async def test_rate_limiter_virtual_clock() -> None:
     assert RateLimiter(None).rate is None and RateLimiter(0).rate is None
 
 
-async def test_limiters_sharing_a_clock_draw_on_one_budget() -> None:
+@pytest.fixture(params=[True, False], ids=["memfd", "no-memfd"])
+def memfd(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Shared clocks in a memfd, or (as under a seccomp filter without memfd_create) in an
+    unlinked temporary file."""
+    if not request.param:
+        monkeypatch.delattr(os, "memfd_create")
+    return bool(request.param)
+
+
+async def test_limiters_sharing_a_clock_draw_on_one_budget(memfd: bool) -> None:
     fake = _FakeTime()
     first = fake.limiter()
     await first.consume(500)  # spent before it is shared: still counts
@@ -445,7 +454,7 @@ async def test_limiters_sharing_a_clock_draw_on_one_budget() -> None:
     assert sum(fake.slept) == pytest.approx(4.0)
 
 
-async def test_a_shared_rate_limit_spans_processes() -> None:
+async def test_a_shared_rate_limit_spans_processes(memfd: bool) -> None:
     """Another process (as a pool worker) spends 2 s of a 1000 B/s budget: this process's
     next 1000 bytes wait for the rest of those 2 s plus their own 1 s (1 s alone)."""
     slept: list[float] = []
@@ -470,9 +479,10 @@ async def test_a_shared_rate_limit_spans_processes() -> None:
     assert slept[0] > 1.5  # not this process's 1 s alone
 
 
-def test_a_shared_clock_is_closed_with_its_limiter() -> None:
+def test_a_shared_clock_is_closed_with_its_limiter(memfd: bool) -> None:
     limiter = RateLimiter(1000)
     fd = limiter.shared_fd()
+    assert os.fstat(fd).st_nlink == 0  # nothing left behind on disk
     assert limiter.shared_fd() == fd  # made once
     os.fstat(fd)
     del limiter

@@ -17,6 +17,7 @@ import fcntl
 import mmap
 import os
 import struct
+import tempfile
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -36,7 +37,11 @@ class _SharedClock:
 
     @classmethod
     def create(cls, value: float) -> _SharedClock:
-        fd = os.memfd_create("aptmirror-limit-rate")  # close-on-exec: passed on by pass_fds
+        try:
+            fd = os.memfd_create("aptmirror-limit-rate")  # close-on-exec: passed by pass_fds
+        except (AttributeError, OSError):  # no memfd (a seccomp filter): an unlinked file
+            fd, path = tempfile.mkstemp(prefix="aptmirror-limit-rate-")
+            os.unlink(path)
         try:
             os.ftruncate(fd, _CELL.size)
             clock = cls(fd, owned=True)
