@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from aptmirror.debian import deb822
@@ -37,6 +40,35 @@ SAMPLE_PARSED = [
 ]
 
 ALL_FIELDS = frozenset({"Package", "Version", "Description", "Filename"})
+
+
+@pytest.fixture(
+    autouse=True,
+    params=[False, True] if deb822.POSSESSIVE else [False],
+    ids=["plain", "possessive"] if deb822.POSSESSIVE else ["plain"],
+)
+def _regex_form(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test with the field regex's plain quantifiers (Python < 3.11.5, Debian 12's
+    3.11.2) and, where Python gets them right, its possessive ones."""
+    monkeypatch.setattr(deb822, "POSSESSIVE", request.param)
+
+
+def test_the_parser_on_debians_own_python3() -> None:
+    """Debian 12's python3 (3.11.2) matches possessive quantifiers wrongly (a value kept its
+    newline, the next field was lost): the parser must be right there too."""
+    system = Path("/usr/bin/python3")
+    if not system.exists():
+        pytest.skip("no Debian python3 (/usr/bin/python3) on this machine")
+    code = (
+        "from aptmirror.debian.deb822 import iter_fields;"
+        "print(list(iter_fields([b'Package: a\\nSize: 12\\n'], frozenset({'Package', 'Size'}))))"
+    )
+    src = Path(deb822.__file__).parents[2]
+    out = subprocess.run(
+        [system, "-c", code], env={"PYTHONPATH": str(src)}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[{'Package': 'a', 'Size': '12'}]"
 
 
 def lines_of(data: bytes) -> list[bytes]:

@@ -24,6 +24,7 @@ C; it does not validate lines it was not asked for.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Iterator
 
 from aptmirror.errors import FormatError
@@ -98,7 +99,12 @@ def _split_paragraphs(buf: bytes) -> list[bytes]:
     return paragraphs
 
 
-def _field_regex(wanted: frozenset[str]) -> re.Pattern[str]:
+# Possessive quantifiers match wrongly before Python 3.11.5 (python/cpython#106052: a
+# value kept its newline, the next field was lost), and Debian 12's python3 is 3.11.2.
+POSSESSIVE = sys.version_info >= (3, 11, 5)
+
+
+def _field_regex(wanted: frozenset[str], possessive: bool) -> re.Pattern[str]:
     """Regex finding the wanted fields of one paragraph given with a leading newline.
 
     Groups: name, first-line value without surrounding blanks, continuation lines ("" for
@@ -106,18 +112,21 @@ def _field_regex(wanted: frozenset[str]) -> re.Pattern[str]:
     line matches with an empty name: it separates paragraphs, the caller then splits.
     Lines that are not wanted fields, comments included, simply do not match.
 
-    The quantifiers are possessive (``*+``, ``?+``): once a wanted name and its colon
-    matched, nothing after can fail, so no state is kept for backtracking into them — the
-    same matches for about 7 % fewer instructions in parsing a Packages file.
+    The quantifiers are possessive (``*+``, ``?+``) where Python gets them right
+    (:data:`POSSESSIVE`): once a wanted name and its colon matched, nothing after can fail,
+    so no state is kept for backtracking into them — the same matches for about 7 % fewer
+    instructions in parsing a Packages file.
     """
     # Longest names first so that "SHA256" is not shadowed by a shorter prefix.
     names = sorted(wanted, key=lambda n: (-len(n), n))
     alternatives = "|".join(re.escape(n) for n in names)
+    star, opt, plus = ("*+", "?+", "++") if possessive else ("*", "?", "+")
     return re.compile(
         r"\n(?:("
         + alternatives
-        + r"):[ \t]*+((?:[^\n]*[^ \t\n])?+)((?:[ \t]*+\n[ \t]++[^ \t\n][^\n]*+)*+)"
-        + r"|[ \t]++(?=\n))"
+        + rf"):[ \t]{star}((?:[^\n]*[^ \t\n]){opt})"
+        + rf"((?:[ \t]{star}\n[ \t]{plus}[^ \t\n][^\n]{star}){star})"
+        + rf"|[ \t]{plus}(?=\n))"
     )
 
 
@@ -132,7 +141,7 @@ def iter_fields(
     """
     if not wanted:
         raise ValueError("iter_fields needs at least one wanted field name")
-    findall = _field_regex(wanted).findall
+    findall = _field_regex(wanted, POSSESSIVE).findall
 
     def fields_of(paragraph: bytes) -> dict[str, str] | None:
         # Decoding per paragraph keeps the (usual) ASCII ones on the decoder's fast path
