@@ -56,7 +56,7 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    python = sys.version.split()[0]
+    python = f"{sys.version.split()[0]} ({sys.base_prefix})"
     return f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, Python {python}"
 
 
