@@ -23,10 +23,10 @@ def _round_one_decimal(value: float) -> str:
 def format_size(n: float) -> str:
     """Format a byte count like apt-mirror's ``format_bytes``.
 
-    Units are bytes, KiB, MiB and GiB (no TiB, as in Perl) with exactly one decimal, also
-    for plain bytes: ``format_size(512) == "512.0 bytes"``, ``format_size(0) == "0.0
+    Units are bytes, KiB, MiB and GiB (no TiB, as in Perl) with exactly one decimal, plain
+    bytes as a whole number: ``format_size(512) == "512 bytes"``, ``format_size(0) == "0
     bytes"``, ``format_size(1536) == "1.5 KiB"``. Log lines therefore read exactly like the
-    Perl tool's ("0.0 bytes will be downloaded into archive.").
+    Perl tool's ("0 bytes will be downloaded into archive.", which cron wrappers grep for).
     """
     magnitude = abs(n)
     if magnitude >= _GIB:
@@ -35,4 +35,4 @@ def format_size(n: float) -> str:
         return f"{_round_one_decimal(n / _MIB)} MiB"
     if magnitude >= _KIB:
         return f"{_round_one_decimal(n / _KIB)} KiB"
-    return f"{_round_one_decimal(n)} bytes"
+    return f"{int(n)} bytes"

@@ -785,7 +785,7 @@ def test_symlinked_host_directory_keeps_the_published_suite(
         assert result.code == 0, result.output
         suite = mirror_root(tmp_path, url) / "dists" / info.suite
         assert suite.is_symlink() and (suite / "InRelease").is_file()
-        assert "0.0 bytes in 0 files and 0 directories will be freed" in result.stdout
+        assert "0 bytes in 0 files and 0 directories will be freed" in result.stdout
 
 
 def test_the_command_exits_quickly_with_its_status_and_everything_written(

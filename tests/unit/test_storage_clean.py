@@ -367,7 +367,7 @@ def test_empty_plan_script_runs(tmp_path: Path) -> None:
     write_clean_script(script, tmp_path, CleanPlan())
     done = run_script(script, tmp_path)
     assert done.returncode == 0
-    assert b"Removing 0 unnecessary files [0.0 bytes]..." in done.stdout
+    assert b"Removing 0 unnecessary files [0 bytes]..." in done.stdout
 
 
 def test_empty_clean_script_for_autoclean(tmp_path: Path) -> None:
