@@ -390,3 +390,20 @@ class TestDetectDefaultArch:
 def test_source_line_type() -> None:
     (source,) = build("deb http://h/d sid main\n").sources
     assert isinstance(source, SourceLine)
+
+
+def test_double_slashes_in_a_uri_are_collapsed_as_perl_did() -> None:
+    """The Perl tool fetched ``http://h//debian/./x`` as ``http://h/debian/x``
+    (remove_double_slashes); a server answers 404 for ``//debian``."""
+    config = build_config(
+        [
+            ConfigText("m.list", "deb http://u:p@h:81//debian/./ sid main\n"),
+            ConfigText(
+                "d.sources",
+                "Types: deb\nURIs: https://h//x//y\nSuites: sid\nComponents: main\n",
+                "sources",
+            ),
+        ],
+        "amd64",
+    )
+    assert [s.uri for s in config.sources] == ["http://u:p@h:81/debian/", "https://h/x/y"]

@@ -12,6 +12,7 @@ No I/O here: the loader reads the files and runs ``dpkg``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from typing import Literal
@@ -21,7 +22,7 @@ from aptmirror.config.grammar import CleanLine, DebLine, DirectiveLine, SetLine,
 from aptmirror.config.mirrorpaths import check_shared_suites, mirror_path_overrides, relocate
 from aptmirror.config.settings import KNOWN_KEYS, build_settings, default_variables, perl_true
 from aptmirror.config.trust import gpg_verify_overrides
-from aptmirror.config.urls import check_source_uri, sanitize_uri
+from aptmirror.config.urls import check_source_uri, normalize_uri, sanitize_uri
 from aptmirror.config.variables import expand_variable, resolve_all, undefined_warnings
 from aptmirror.errors import ConfigError
 from aptmirror.frozen import frozen
@@ -110,8 +111,9 @@ class _Builder:
                 arches = self._default_arches(location)
         options = tuple((k, v) for k, v in item.options if k != "arch")
         self._warn_inline_comment(item, location)
+        uri = normalize_uri(item.uri)
         self.sources.append(
-            SourceLine(item.type, item.uri, item.dist, item.components, arches, options, location)
+            SourceLine(item.type, uri, item.dist, item.components, arches, options, location)
         )
 
     def _warn_inline_comment(self, item: DebLine, location: Location) -> None:
@@ -139,6 +141,7 @@ class _Builder:
     def add_entry(self, entry: SourcesEntry) -> None:
         for uri in entry.uris:
             self._check_uri(uri, entry.location)
+        entry = dataclasses.replace(entry, uris=tuple(normalize_uri(u) for u in entry.uris))
         needs_arch = SourceType.BINARY in entry.types and not entry.arches
         default = self._default_arches(entry.location) if needs_arch else ()
         self.sources += entry_source_lines(entry, default)

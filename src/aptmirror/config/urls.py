@@ -55,6 +55,21 @@ def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
     return prefix + host + path, unquote(user), unquote(password) if colon else None
 
 
+def normalize_uri(uri: str) -> str:
+    """``uri`` as the Perl tool fetched it (its ``remove_double_slashes``): ``//`` and
+    ``/./`` in the path collapsed, so ``http://host//debian/`` asks for ``/debian/…``; the
+    scheme's ``://`` and the authority are kept as written."""
+    match = _SCHEME_RE.match(uri)
+    prefix = uri[: match.end()] if match else ""
+    authority, path = _split_authority(uri[len(prefix) :])
+    while "/./" in path:
+        path = path.replace("/./", "/")
+    return prefix + authority + _SLASHES_RE.sub("/", path)
+
+
+_SLASHES_RE = re.compile(r"//+")
+
+
 def _host_dir(scheme: str | None, hostport: str) -> str:
     """``host[:port]`` as wget names the directory (default port dropped)."""
     if hostport.startswith("["):  # IPv6 literal: [::1]:8080
