@@ -687,3 +687,42 @@ def test_republish_in_the_same_second_leaves_live_snapshot_alone(
     assert not (suite.parent / first_target).exists(), "old snapshot removed afterwards"
     assert (suite / "InRelease").read_bytes() == new.inrelease.read_bytes()
     assert_suite_matches_release(suite, new.release)
+
+
+def test_each_line_gets_its_own_components_and_architectures(
+    tmp_path: Path, sample_repo: RepoInfo, serve: ServeFn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``deb … main contrib`` (amd64), ``deb-i386 … main`` and ``deb-src … main`` for one
+    suite: no contrib for i386 and no contrib sources, as in the Perl tool (merging the
+    lines' components and architectures used to mirror both)."""
+    info = sample_repo
+    up = serve(info.root)
+    base = up.url.rstrip("/") + "/"
+    kr = info.keyring
+    lines = [
+        f"deb [arch=amd64 signed-by={kr}] {base} {info.suite} main contrib",
+        f"deb-i386 [signed-by={kr}] {base} {info.suite} main",
+        f"deb-src [signed-by={kr}] {base} {info.suite} main",
+    ]
+    res = run_cli(write_mirror_list(tmp_path, lines), capsys)
+    assert res.code == 0, res.output
+    wanted = {
+        p.filename
+        for p in info.packages
+        if p.spec.component == "main" or p.spec.arch in ("amd64", "all")
+    }
+    wanted |= {
+        f"{s.directory}/{f.name}" for s in info.sources if s.component == "main" for f in s.files
+    }
+    unwanted = {p.filename for p in info.packages} - wanted
+    unwanted |= {
+        f"{s.directory}/{f.name}" for s in info.sources if s.component != "main" for f in s.files
+    }
+    assert unwanted  # the sample has contrib i386 packages and contrib sources
+    assert set(var_lines(tmp_path, "ALL")) == {f"{url_dir(up.url)}/{r}" for r in wanted}
+    root = mirror_root(tmp_path, up.url)
+    assert not [r for r in unwanted if (root / r).exists()]
+    asked = request_paths(up)
+    assert not [p for p in asked if "contrib/binary-i386" in p or "contrib/source" in p]
+    assert any("main/binary-i386/" in p for p in asked)
+    assert any("contrib/binary-amd64/" in p for p in asked)

@@ -154,6 +154,8 @@ class _Auditor:
                 binary=job.binary,
                 source=job.source,
                 contents=s.contents,
+                binary_pairs=job.binary_pairs,
+                source_components=job.source_components,
             )
         parseable: list[tuple[str, Path]] = []
         for base, variants in group_variants(chosen).items():

@@ -87,24 +87,39 @@ def select_indexes(
     source: bool,
     contents: bool = True,
     udeb: bool = False,
+    binary_pairs: Sequence[tuple[str, str]] | None = None,
+    source_components: Sequence[str] | None = None,
 ) -> list[IndexFile]:
     """Index files of one suite to fetch, sorted by path.
 
+    What is wanted: binaries of every component and architecture (``binary``) and sources of
+    every component (``source``) — or, when given, binaries of just the (component,
+    architecture) ``binary_pairs`` and sources of just ``source_components``: each config
+    line asks for its own components and architectures (``deb-i386 … main`` beside
+    ``deb … main contrib`` wants no contrib for i386, as in the Perl tool).
+
     Per component ``C`` (written as in the config; ``updates/main`` is a path prefix like
-    any other) and, when ``binary``, per architecture ``A`` in ``arches`` plus ``all``:
+    any other) wanted as binaries, per architecture ``A`` wanted for it plus ``all``:
     ``C/binary-A/Packages*`` and ``C/binary-A/Release``, ``C/cnf/Commands-A*``,
     ``C/dep11/Components-A.yml*``, and with ``contents`` ``C/Contents-A*`` and the
     suite-level ``Contents-A*``; once per component ``C/i18n/Translation-*``,
     ``C/i18n/Index`` and ``C/dep11/icons-*``. With ``udeb`` also
     ``C/debian-installer/binary-A/Packages*`` (+ its Release, + ``Contents-udeb-A*``).
-    When ``source``: ``C/source/Sources*``, ``C/source/Release`` and with ``contents``
-    ``C/Contents-source*`` and ``Contents-source*``.
+    Per component wanted as sources: ``C/source/Sources*``, ``C/source/Release`` and with
+    ``contents`` ``C/Contents-source*`` and ``Contents-source*``.
     """
+    if binary_pairs is None:
+        binary_pairs = [(c, a) for c in components for a in arches or ("all",)] if binary else []
+    if source_components is None:
+        source_components = components if source else []
+    binary_arches: dict[str, list[str]] = {}
+    for component, arch in binary_pairs:
+        binary_arches.setdefault(component, []).append(arch)
     choose = _Chooser(release_files)
-    all_arches = list(dict.fromkeys([*arches, "all"])) if binary else []
-    for component in components:
+    for component in dict.fromkeys([*binary_arches, *source_components]):
         c = component.strip("/")
-        for arch in all_arches:
+        wanted = binary_arches.get(component)
+        for arch in dict.fromkeys([*wanted, "all"]) if wanted is not None else ():
             choose.variants(f"{c}/binary-{arch}/Packages", "packages")
             choose.variants(f"{c}/binary-{arch}/Release", "release")
             choose.variants(f"{c}/cnf/Commands-{arch}", "cnf")
@@ -118,11 +133,11 @@ def select_indexes(
                 if contents:
                     choose.variants(f"{c}/Contents-udeb-{arch}", "contents")
                     choose.variants(f"Contents-udeb-{arch}", "contents")
-        if binary:
+        if wanted is not None:
             choose.prefixed(f"{c}/i18n/Translation-", "translation")
             choose.variants(f"{c}/i18n/Index", "i18n-index")
             choose.prefixed(f"{c}/dep11/icons-", "dep11")
-        if source:
+        if component in source_components:
             choose.variants(f"{c}/source/Sources", "sources")
             choose.variants(f"{c}/source/Release", "release")
             if contents:

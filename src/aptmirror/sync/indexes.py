@@ -83,6 +83,8 @@ def select_for(sv: VerifiedRelease, ctx: RunContext) -> list[IndexFile]:
         binary=job.binary,
         source=job.source,
         contents=ctx.settings.contents,
+        binary_pairs=job.binary_pairs,
+        source_components=job.source_components,
     )
 
 

@@ -40,6 +40,10 @@ class RepoJob:
     # ``mirror_path URI PATH`` line or deb822 ``Mirror-Path:``; None = host[:port]/path.
     # Several repositories may share one (a merged tree).
     local_path: str | None = None
+    # what each line asks for: (component, architecture) binaries and source components;
+    # None = every component and architecture (a job made by hand)
+    binary_pairs: tuple[tuple[str, str], ...] | None = None
+    source_components: tuple[str, ...] | None = None
 
     @property
     def is_flat(self) -> bool:
@@ -96,7 +100,9 @@ def _ordered_union(items: Iterable[str]) -> tuple[str, ...]:
 
 
 def group_jobs(lines: Iterable[SourceLine], directives: Iterable[Directive] = ()) -> list[RepoJob]:
-    """Merge lines by (URI, suite), keeping first-seen order."""
+    """Merge lines by (URI, suite), keeping first-seen order. Each line still asks for its
+    own components in its own architectures (``binary_pairs``, ``source_components``):
+    the union of all components in all architectures would ask for more."""
     lines = list(lines)
     directives = list(directives)
     overrides = gpg_verify_overrides(lines, directives)
@@ -126,6 +132,12 @@ def group_jobs(lines: Iterable[SourceLine], directives: Iterable[Directive] = ()
                 gpg_verify=overrides.get(uri.rstrip("/")),
                 mirrors=_mirrors(uri, members, directives),
                 local_path=paths.get(uri),
+                binary_pairs=tuple(
+                    dict.fromkeys((c, a) for m in binaries for c in m.components for a in m.arches)
+                ),
+                source_components=_ordered_union(
+                    c for m in members if m.type is SourceType.SOURCE for c in m.components
+                ),
             )
         )
     return jobs
