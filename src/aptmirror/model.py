@@ -176,6 +176,7 @@ class Settings:
     etc_trusted_parts: str = "/etc/apt/trusted.gpg.d"
     share_keyrings: str = "/usr/share/keyrings"
     valid_until_tolerance: float = 0.0  # seconds
+    max_future_time: float = 10.0  # seconds a Release's Date may be ahead (apt's default)
     verify_checksums: bool = True
 
 

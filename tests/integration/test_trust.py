@@ -149,6 +149,28 @@ def test_expired_valid_until(
     assert run(tolerant, capsys).code == 0
 
 
+def test_a_release_dated_in_the_future_is_not_published(
+    tmp_path: Path, repo_key: TestKey, serve: ServeFn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Upstream's clock two days ahead: apt clients would refuse the Release ("not valid
+    yet"), so it is not published (the suite stays as it was), and upstream's next, correctly
+    dated Release is then taken, not refused as a rollback."""
+    info = small_repo(tmp_path, repo_key)
+    up = serve(info.root)
+    cfg = write_mirror_list(tmp_path, repo_lines(info, up.url))
+    assert run(cfg, capsys).code == 0
+    before = (suite_dir(tmp_path, up.url, info) / "InRelease").read_bytes()
+    ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    info = update_repo(info, repo_key, bump=("hello",), date=ahead)
+    res = run(cfg, capsys)
+    assert_refused(res, f"{up.url}dists/{info.suite}", "ahead of this machine's clock")
+    assert (suite_dir(tmp_path, up.url, info) / "InRelease").read_bytes() == before
+    info = update_repo(info, repo_key, bump=("hello",), date=datetime.now(UTC))
+    res = run(cfg, capsys)
+    assert res.code == 0, res.output
+    assert (suite_dir(tmp_path, up.url, info) / "InRelease").read_bytes() != before
+
+
 def test_replayed_older_release(
     tmp_path: Path, repo_key: TestKey, serve: ServeFn, capsys: pytest.CaptureFixture[str]
 ) -> None:

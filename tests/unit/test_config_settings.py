@@ -68,6 +68,7 @@ TRUST_KEYS = {
     "etc_trusted_parts",
     "share_keyrings",
     "valid_until_tolerance",
+    "max_future_time",
     "verify_checksums",
 }
 

@@ -93,3 +93,15 @@ def test_flat_repository_has_no_identity_to_check() -> None:
 def test_no_suite_nor_codename_is_warned() -> None:
     warnings = check_release(release(suite=None, codename=None), dist="stable", now=NOW)
     assert any("no Suite or Codename" in w for w in warnings)
+
+
+def test_a_release_dated_in_the_future_is_rejected() -> None:
+    """apt refuses a Release dated more than Acquire::Max-FutureTime (10 s) ahead as "not
+    valid yet": it is not published."""
+    ahead = release(date="Wed, 25 Nov 2026 12:00:11 UTC")  # NOW + 11 s
+    with pytest.raises(ReleaseRejectedError, match=r"11 s ahead of this machine's clock"):
+        check_release(ahead, dist="stable", now=NOW, max_future=timedelta(seconds=10))
+    check_release(ahead, dist="stable", now=NOW, max_future=timedelta(seconds=11))
+    far = release(date="Fri, 27 Nov 2026 12:00:00 UTC")
+    with pytest.raises(ReleaseRejectedError, match=r"2 days ahead.*max_future_time"):
+        check_release(far, dist="stable", now=NOW, max_future=timedelta(seconds=10))

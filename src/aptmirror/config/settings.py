@@ -62,6 +62,7 @@ EXTRA_DEFAULTS: dict[str, str] = {
     "etc_trusted_parts": "/etc/apt/trusted.gpg.d",
     "share_keyrings": "/usr/share/keyrings",
     "valid_until_tolerance": "0",
+    "max_future_time": "10",
     "verify_checksums": "on",
     # transfers (issue 4): apt-mirror2's slow-rate keys and defaults, then our own keys
     "slow_rate_protection": "on",
@@ -279,6 +280,9 @@ def build_settings(
         share_keyrings=read.text("share_keyrings"),
         valid_until_tolerance=read.typed(
             "valid_until_tolerance", _seconds, "expected a number of seconds >= 0"
+        ),
+        max_future_time=read.typed(
+            "max_future_time", _seconds, "expected a number of seconds >= 0"
         ),
         verify_checksums=read.typed("verify_checksums", parse_on_off, ON_OFF),
         retry_attempts=read.typed("retry_attempts", _int_at_least(1), "expected an integer >= 1"),

@@ -202,6 +202,7 @@ def _sanity(ctx: RunContext, job: RepoJob, release: Release) -> None:
         now=ctx.now(),
         tolerance=timedelta(seconds=ctx.settings.valid_until_tolerance),
         published=published,
+        max_future=timedelta(seconds=ctx.settings.max_future_time),
     ):
         ctx.warn(f"{job.name}: {warning}")
     weak = [p for p, c in release.files.items() if (c.strongest() or ("", ""))[0] in WEAK_HASHES]

@@ -5,7 +5,10 @@ that was asked for. apt refuses a Release whose ``Valid-Until`` has passed and o
 ``Suite``/``Codename`` names another distribution (an attacker could otherwise replay an old,
 validly signed Release with known-vulnerable packages, or serve another suite's Release).
 We also refuse a Release whose ``Date`` is older than the one already published (a mirror
-never goes back in time). No I/O: the caller passes the published Release and the clock.
+never goes back in time), and, as apt does (``Acquire::Max-FutureTime``), one dated more than
+``max_future`` ahead of this machine's clock: apt clients would refuse it as "not valid
+yet", and once published it would also make upstream's next, correctly dated Release look
+like a rollback. No I/O: the caller passes the published Release and the clock.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def check_release(
     now: datetime,
     tolerance: timedelta = timedelta(0),
     published: Release | None = None,
+    max_future: timedelta | None = None,
 ) -> list[str]:
     """Raise ReleaseRejectedError for an expired, rolled-back or foreign Release.
 
@@ -66,6 +70,13 @@ def check_release(
                 f"{release.codename or '-'}, not for the requested {dist!r}; upstream serves "
                 "another distribution's Release under this name"
             )
+    if max_future is not None and release.date is not None and release.date > now + max_future:
+        raise ReleaseRejectedError(
+            f"Release Date {_fmt(release.date)} is {_age(release.date - now)} ahead of this "
+            f"machine's clock ({_fmt(now)}): apt clients would refuse it as not valid yet; "
+            "the published suite is kept. If this machine's clock is behind, correct it "
+            "(NTP); else accept it with 'set max_future_time SECONDS'"
+        )
     if published is not None and published.date is not None:
         if release.date is None:
             warnings.append("Release has no Date; cannot check it is newer than the published")
