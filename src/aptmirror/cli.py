@@ -278,6 +278,10 @@ def _guarded(action: Callable[[], int]) -> int:
     except StorageError as exc:
         _complain(exc)
         return EXIT_FAILED
+    except OSError as exc:  # the local disk (full, read-only) where no caller expected it
+        where = f"{exc.filename}: " if exc.filename else ""
+        _complain(f"stopped by a local file error: {where}{exc.strerror or exc}")
+        return EXIT_FAILED
     except Terminated:  # before KeyboardInterrupt, which it is
         print(f"apt-mirror: stopped by SIGTERM; {STOPPED}", file=sys.stderr)
         return EXIT_SIGTERM

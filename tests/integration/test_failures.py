@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import lzma
 import os
 import socket
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from aptmirror.errors import StorageError
 from aptmirror.testing import (
     Fault,
     RepoInfo,
@@ -47,6 +50,7 @@ from .conftest import (
     run_cli,
     sha256_file,
     url_dir,
+    var_dir,
     write_mirror_list,
 )
 
@@ -808,6 +812,67 @@ def test_disk_error_while_building_a_snapshot_fails_cleanly(
     ok = sc.run()
     assert ok.code == 0, ok.output
     assert_published(sc)
+
+
+def test_disk_full_while_linking_by_hash_fails_the_suite_cleanly(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No inodes left for skel's by-hash links (link and copy fail): the suite fails with
+    a message naming the index, the old suite stays published, no traceback."""
+    import aptmirror.sync.indexes as indexes
+
+    sc = scenario
+    before = tree_state(sc.published)
+    sc.update()
+
+    def full(src: Path, dest: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(indexes, "link_or_copy", full)
+    res = sc.run()
+    assert_failed(res, "cannot write its by-hash copy in skel: No space left on device")
+    assert "Traceback" not in res.output
+    assert_unchanged(sc, before)
+    monkeypatch.undo()
+    assert sc.run().code == 0
+    assert_published(sc)
+
+
+@pytest.mark.parametrize("kind", ["StorageError", "OSError"])
+def test_a_run_stopped_by_a_disk_error_is_recorded_as_failed(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """var/ cannot be written (a full disk): the run stops with exit 1 naming the file, and
+    the report, the state DB and ``apt-mirror health`` say it failed (they kept the last
+    good run's word before)."""
+    import aptmirror.sync.run as runmod
+    from aptmirror.cli import main
+
+    sc = scenario
+    before = tree_state(sc.published)
+    sc.update()
+    new = var_dir(sc.tmp) / "NEW"
+    problem = f"cannot create temporary file for {new}: No space left on device"
+    if kind == "OSError":  # one no caller turned into a StorageError
+        problem = f"{new}: No space left on device"
+
+    def full(*args: object, **kw: object) -> None:
+        if kind == "OSError":
+            raise OSError(28, "No space left on device", str(new))
+        raise StorageError(problem)
+
+    monkeypatch.setattr(runmod, "VarFiles", full)
+    res = sc.run()
+    assert_failed(res, problem)
+    assert_unchanged(sc, before)
+    report = json.loads((var_dir(sc.tmp) / "run-report.json").read_text())
+    assert report["exit_code"] == 1 and problem in json.dumps(report["failures"])
+    with sqlite3.connect(var_dir(sc.tmp) / "aptmirror.db") as db:
+        last = db.execute("SELECT status, exit_code FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    assert last == ("failed", 1)
+    sc.capsys.readouterr()
+    assert main(["health", str(sc.config)]) != 0
+    assert "failed" in sc.capsys.readouterr().out
 
 
 def test_optional_index_failing_is_reported(scenario: Scenario) -> None:

@@ -271,7 +271,11 @@ async def fetch_indexes(ctx: RunContext, sv: VerifiedRelease) -> SuiteIndexes:
             ctx.warn(f"{sv.job.name}: not mirrored this run: {missing}: {'; '.join(errors)}")
         for rel, path in got.items():
             out.present[rel] = path
-            out.present.update(_link_by_hash(sv, suite_skel, rel))
+            try:
+                out.present.update(_link_by_hash(sv, suite_skel, rel))
+            except OSError as exc:  # a full disk (or no inodes left): the suite fails
+                reason = f"cannot write its by-hash copy in skel: {exc.strerror or exc}"
+                ctx.fail(sv.job, sv.job.url(rel), reason)
         if kind in PARSEABLE_KINDS and got:
             best = sorted(got, key=lambda r: split_compression(r)[1] != "")[0]
             out.parseable.append((kind, got[best]))

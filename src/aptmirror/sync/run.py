@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 
 from aptmirror.debian.paths import split_compression
+from aptmirror.errors import AptMirrorError
 from aptmirror.fetch.setup import make_fetcher, read_auth_conf, transport_options
 from aptmirror.fetch.transport import HttpTransport
 from aptmirror.frozen import frozen
@@ -303,6 +304,17 @@ async def run_mirror(
                 RunFinished(run_id, code, stats.files, stats.bytes, failures, interrupted=True)
             )
         raise
+    except (AptMirrorError, OSError) as exc:  # the run cannot go on (var/ on a full disk…)
+        if started is not None:  # the report, state DB, metrics and health record it failed
+            reason = str(exc)
+            if isinstance(exc, OSError) and exc.filename:
+                reason = f"{exc.filename}: {exc.strerror or exc}"
+            started.fail(None, s.var_path, f"the run stopped: {reason}")
+            _emit_results(started, jobs, stopped=True)
+            stats = started.fetcher.stats
+            failures = len(started.failures)
+            started.emit(RunFinished(run_id, 1, stats.files, stats.bytes, failures))
+        raise
     _report_failures(ctx)
     _emit_results(ctx, jobs)
     stats = ctx.fetcher.stats
@@ -333,12 +345,17 @@ def _report_failures(ctx: RunContext) -> None:
         ctx.say("The previously published copy of each affected suite was left unchanged.")
 
 
-def _emit_results(ctx: RunContext, jobs: list[RepoJob]) -> None:
+def _emit_results(ctx: RunContext, jobs: list[RepoJob], *, stopped: bool = False) -> None:
     """One RunFailure per failure and one SuiteResult per job, for the observers (report,
-    state DB, logs): their texts with the URLs' credentials masked."""
+    state DB, logs): their texts with the URLs' credentials masked. ``stopped``: the run
+    ended early on an error of its own (no job's), which every suite's result carries."""
     for f in ctx.failures:
         root = ctx.local_root(f.job) if f.job else None
         ctx.emit(RunFailure(root, redact(f.target), redact(f.reason)))
     for job in jobs:
-        errors = tuple(redact(f"{f.target}: {f.reason}") for f in ctx.failures if f.job is job)
+        errors = tuple(
+            redact(f"{f.target}: {f.reason}")
+            for f in ctx.failures
+            if f.job is job or (stopped and f.job is None)
+        )
         ctx.emit(SuiteResult(ctx.local_root(job), job.dist, not errors, errors))
