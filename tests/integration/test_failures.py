@@ -22,6 +22,7 @@ import lzma
 import os
 import socket
 import sqlite3
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -873,6 +874,30 @@ def test_a_run_stopped_by_a_disk_error_is_recorded_as_failed(
     sc.capsys.readouterr()
     assert main(["health", str(sc.config)]) != 0
     assert "failed" in sc.capsys.readouterr().out
+
+
+def test_a_suite_that_cannot_be_updated_stays_in_the_var_lists(scenario: Scenario) -> None:
+    """Upstream down for the suite's Release: the suite stays published as it was, and so
+    do its files in ``var/ALL``, ``MD5``, ``SHA1`` and ``SHA256`` (the Perl tool re-read its
+    old indexes), so ``sha256sum -c ../var/SHA256`` still checks the whole served mirror."""
+    sc = scenario
+    var = var_dir(sc.tmp)
+    lists = ("ALL", "MD5", "SHA1", "SHA256")
+    before = {name: sorted((var / name).read_text().splitlines()) for name in lists}
+    assert before["ALL"] and before["SHA256"]
+    sc.update()
+    sc.up.add_fault("/dists/*", Fault("status", status=404, times=1000))
+    res = sc.run()
+    assert_failed(res, "neither InRelease nor Release exists upstream")
+    assert {name: sorted((var / name).read_text().splitlines()) for name in lists} == before
+    assert (var / "NEW").read_text() == ""
+    check = subprocess.run(
+        ["sha256sum", "--quiet", "-c", "../var/SHA256"],
+        cwd=sc.published,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_optional_index_failing_is_reported(scenario: Scenario) -> None:

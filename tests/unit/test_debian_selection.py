@@ -274,3 +274,24 @@ class TestUnserved:
             ["mian"],
             [],
         )
+
+
+def test_each_line_s_own_components_and_architectures() -> None:
+    """``deb … main contrib`` (amd64), ``deb-i386 … main``, ``deb-src … main``: no contrib
+    for i386, no contrib sources; ``all`` and the translations for each binary component."""
+    selected = select_indexes(
+        DEBIAN_LIKE,
+        ["main", "contrib"],
+        ["amd64", "i386"],
+        binary=True,
+        source=True,
+        binary_pairs=[("main", "amd64"), ("contrib", "amd64"), ("main", "i386")],
+        source_components=["main"],
+    )
+    got = set(paths(selected))
+    for wanted in ("main/binary-i386", "main/binary-all", "contrib/binary-amd64"):
+        assert f"{wanted}/Packages" in got
+    assert "contrib/binary-all/Packages" in got and "contrib/i18n/Index" in got
+    assert "main/source/Sources" in got and "Contents-i386.gz" in got
+    assert not {p for p in got if p.startswith(("contrib/binary-i386", "contrib/source"))}
+    assert "contrib/Contents-i386" not in got and "contrib/Contents-source" not in got

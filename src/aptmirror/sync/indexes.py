@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from aptmirror.fetch.fetcher import FetchRequest, Outcome
 from aptmirror.model import Checksums
 from aptmirror.storage.publish import link_or_copy
 from aptmirror.sync.context import RunContext
+from aptmirror.sync.jobs import RepoJob
 from aptmirror.sync.release import VerifiedRelease
 
 NOT_FOUND = ": not found upstream"
@@ -73,7 +75,13 @@ async def _matches(path: Path, expected: Checksums) -> bool:
 
 
 def select_for(sv: VerifiedRelease, ctx: RunContext) -> list[IndexFile]:
-    job, files = sv.job, sv.release.files
+    return select_for_job(sv.job, sv.release.files, ctx)
+
+
+def select_for_job(
+    job: RepoJob, files: Mapping[str, Checksums], ctx: RunContext
+) -> list[IndexFile]:
+    """The index files the config asks for of ``job``, from its Release's ``files``."""
     if job.is_flat:
         return select_flat_indexes(files, binary=job.binary, source=job.source)
     return select_indexes(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from aptmirror.debian.compression import iter_decompressed
 from aptmirror.debian.packages import PoolFile, iter_binary_files, iter_source_files
 from aptmirror.debian.paths import split_compression
+from aptmirror.debian.selection import group_variants
 from aptmirror.errors import FetchError, FormatError
 from aptmirror.fetch.batch import SizeQueue, fetch_all, fetch_share
 from aptmirror.fetch.body import read_chunks
@@ -30,8 +31,9 @@ from aptmirror.model import Checksums
 from aptmirror.observe.events import Event
 from aptmirror.storage.varfiles import VarFiles
 from aptmirror.sync.context import RunContext
-from aptmirror.sync.indexes import SuiteIndexes
+from aptmirror.sync.indexes import PARSEABLE_KINDS, SuiteIndexes, select_for_job
 from aptmirror.sync.jobs import RepoJob
+from aptmirror.sync.release import published_release
 
 if TYPE_CHECKING:
     from aptmirror.sync.pool_procs import WorkerCrew
@@ -181,6 +183,33 @@ def plan_suite(
         except FormatError as exc:
             index_url = job.url(path.relative_to(ctx.skel / ctx.suite_rel(job)).as_posix())
             ctx.fail(job, index_url, str(exc))
+
+
+def list_published(ctx: RunContext, job: RepoJob, var: VarFiles) -> None:
+    """Add the pool files of ``job``'s published suite to the ``var/`` lists (not to NEW):
+    a suite that failed before planning stays published as it was, so ``ALL`` and the
+    checksum lists still name its files (the Perl tool re-read its old indexes in skel);
+    without it a ``sha256sum -c ../var/SHA256`` or an rsync of ``ALL`` would leave out a
+    repository that is still served. Nothing when nothing is published or it is unreadable
+    (said as a warning)."""
+    suite = ctx.mirror / ctx.suite_rel(job)
+    release = published_release(suite)
+    if release is None:
+        return
+    root = ctx.local_root(job)
+    try:
+        for variants in group_variants(select_for_job(job, release.files, ctx)).values():
+            kind = variants[0].kind
+            present = [v.path for v in variants if (suite / v.path).is_file()]
+            if kind not in PARSEABLE_KINDS or not present:
+                continue
+            best = min(present, key=lambda path: split_compression(path)[1] != "")
+            for pf in pool_records(kind, suite / best):
+                hashes = dict(pf.checksums.hashes)
+                md5, sha1, sha256 = (hashes.get(n) for n in ("MD5Sum", "SHA1", "SHA256"))
+                var.add_pool_file(f"{root}/{pf.path}", md5, sha1, sha256)
+    except (OSError, FormatError) as exc:
+        ctx.warn(f"{job.name}: its published files are not in the var/ lists: {exc}")
 
 
 class PoolDownloads:

@@ -57,6 +57,7 @@ from aptmirror.sync.pool import (
     PoolDownloads,
     PoolPlan,
     commit_replacements,
+    list_published,
     plan_suite,
 )
 from aptmirror.sync.release import VerifiedRelease, fetch_release
@@ -179,7 +180,9 @@ async def _mirror_with(ctx: RunContext, jobs: list[RepoJob], config: Config, sca
         raise
     if reused and early is not None:
         await early.abort()
-    downloads = PoolDownloads(ctx, 1) if reused else await _plan(ctx, indexes, plan, key, early)
+    downloads = (
+        PoolDownloads(ctx, 1) if reused else await _plan(ctx, jobs, indexes, plan, key, early)
+    )
     ctx.say(f"{format_size(plan.todo_bytes)} will be downloaded into archive.")
     await _stage(ctx, "archive", len(plan.todo), downloads.finish(), plan.todo_bytes)
     ctx.emit(StageStarted("publish", len(indexes)))
@@ -218,12 +221,14 @@ def _early_downloads(ctx: RunContext, verified: list[VerifiedRelease]) -> PoolDo
 
 async def _plan(
     ctx: RunContext,
+    jobs: list[RepoJob],
     indexes: list[SuiteIndexes],
     plan: PoolPlan,
     key: str,
     early: PoolDownloads | None = None,
 ) -> PoolDownloads:
-    """Plan every suite into ``plan`` and the var/ lists; the pool downloads start at once
+    """Plan every suite into ``plan`` and the var/ lists (a suite of ``jobs`` whose Release
+    failed goes into the lists as published); the pool downloads start at once
     in the worker processes (``pool_processes``), which take files as they are planned
     (``early``: already started before the index stage)."""
     from aptmirror.sync.pool_procs import streaming_process_count  # not needed by a no-op
@@ -241,6 +246,10 @@ async def _plan(
                 for _ in plan_suite(ctx, idx, plan, var, downloads.add):
                     downloads.feed()
                     await asyncio.sleep(0)  # the workers' pipes
+            planned = {id(idx.verified.job) for idx in indexes}
+            for job in jobs:
+                if id(job) not in planned:  # its Release failed: it stays as published
+                    list_published(ctx, job, var)
         plancache.save(ctx, key, plan, ctx.warnings[warned:])
     except BaseException:
         await downloads.abort()
