@@ -24,14 +24,12 @@ from aptmirror.debian.release import Release, parse_release
 from aptmirror.debian.selection import (
     IndexFile,
     group_variants,
-    select_flat_indexes,
-    select_indexes,
 )
 from aptmirror.errors import FormatError, SignatureError
 from aptmirror.fetch.body import file_digest
 from aptmirror.frozen import frozen
 from aptmirror.model import Checksums, Config
-from aptmirror.sync.jobs import RepoJob, group_jobs, local_root, suite_rel
+from aptmirror.sync.jobs import RepoJob, group_jobs, job_indexes, local_root, suite_rel
 from aptmirror.sync.pool import pool_records
 from aptmirror.sync.release import RELEASE_FILES, gpg_check_enabled, verify_release_files
 
@@ -143,20 +141,7 @@ class _Auditor:
 
     def indexes(self, job: RepoJob, rel: str, release: Release) -> list[tuple[str, Path]]:
         """Check the selected indexes; return the parseable ones that are intact."""
-        s = self.config.settings
-        if job.is_flat:
-            chosen = select_flat_indexes(release.files, binary=job.binary, source=job.source)
-        else:
-            chosen = select_indexes(
-                release.files,
-                job.components,
-                job.arches,
-                binary=job.binary,
-                source=job.source,
-                contents=s.contents,
-                binary_pairs=job.binary_pairs,
-                source_components=job.source_components,
-            )
+        chosen = job_indexes(job, release.files, contents=self.config.settings.contents)
         parseable: list[tuple[str, Path]] = []
         for base, variants in group_variants(chosen).items():
             present = [v for v in variants if os.path.lexists(self.mirror / rel / v.path)]

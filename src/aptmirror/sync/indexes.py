@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +19,6 @@ from aptmirror.debian.paths import by_hash_path, split_compression
 from aptmirror.debian.selection import (
     IndexFile,
     group_variants,
-    select_flat_indexes,
-    select_indexes,
     unserved,
 )
 from aptmirror.errors import FetchError, FormatError
@@ -30,7 +27,7 @@ from aptmirror.fetch.fetcher import FetchRequest, Outcome
 from aptmirror.model import Checksums
 from aptmirror.storage.publish import link_or_copy
 from aptmirror.sync.context import RunContext
-from aptmirror.sync.jobs import RepoJob
+from aptmirror.sync.jobs import job_indexes
 from aptmirror.sync.release import VerifiedRelease
 
 NOT_FOUND = ": not found upstream"
@@ -75,25 +72,7 @@ async def _matches(path: Path, expected: Checksums) -> bool:
 
 
 def select_for(sv: VerifiedRelease, ctx: RunContext) -> list[IndexFile]:
-    return select_for_job(sv.job, sv.release.files, ctx)
-
-
-def select_for_job(
-    job: RepoJob, files: Mapping[str, Checksums], ctx: RunContext
-) -> list[IndexFile]:
-    """The index files the config asks for of ``job``, from its Release's ``files``."""
-    if job.is_flat:
-        return select_flat_indexes(files, binary=job.binary, source=job.source)
-    return select_indexes(
-        files,
-        job.components,
-        job.arches,
-        binary=job.binary,
-        source=job.source,
-        contents=ctx.settings.contents,
-        binary_pairs=job.binary_pairs,
-        source_components=job.source_components,
-    )
+    return job_indexes(sv.job, sv.release.files, contents=ctx.settings.contents)
 
 
 def bytes_to_plan(ctx: RunContext, sv: VerifiedRelease) -> int:

@@ -8,15 +8,16 @@ each Release is fetched and verified once and the suite is published once.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
 from aptmirror.config.mirrorpaths import mirror_path_overrides
 from aptmirror.config.trust import Directive, gpg_verify_overrides, signed_by_values
 from aptmirror.config.urls import sanitize_uri
+from aptmirror.debian.selection import IndexFile, select_flat_indexes, select_indexes
 from aptmirror.frozen import frozen
-from aptmirror.model import Config, Location, SourceLine, SourceType
+from aptmirror.model import Checksums, Config, Location, SourceLine, SourceType
 
 
 @frozen
@@ -66,6 +67,22 @@ class RepoJob:
             return ()
         rest = url[len(self.uri) :]
         return tuple(m + rest for m in self.mirrors)
+
+
+def job_indexes(job: RepoJob, files: Mapping[str, Checksums], *, contents: bool) -> list[IndexFile]:
+    """The index files the config asks for of ``job``, from its Release's ``files``."""
+    if job.is_flat:
+        return select_flat_indexes(files, binary=job.binary, source=job.source)
+    return select_indexes(
+        files,
+        job.components,
+        job.arches,
+        binary=job.binary,
+        source=job.source,
+        contents=contents,
+        binary_pairs=job.binary_pairs,
+        source_components=job.source_components,
+    )
 
 
 def local_root(job: RepoJob, tilde: bool) -> str:

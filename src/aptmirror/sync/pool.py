@@ -31,8 +31,8 @@ from aptmirror.model import Checksums
 from aptmirror.observe.events import Event
 from aptmirror.storage.varfiles import VarFiles
 from aptmirror.sync.context import RunContext
-from aptmirror.sync.indexes import PARSEABLE_KINDS, SuiteIndexes, select_for_job
-from aptmirror.sync.jobs import RepoJob
+from aptmirror.sync.indexes import PARSEABLE_KINDS, SuiteIndexes
+from aptmirror.sync.jobs import RepoJob, job_indexes
 from aptmirror.sync.release import published_release
 
 if TYPE_CHECKING:
@@ -198,7 +198,8 @@ def list_published(ctx: RunContext, job: RepoJob, var: VarFiles) -> None:
         return
     root = ctx.local_root(job)
     try:
-        for variants in group_variants(select_for_job(job, release.files, ctx)).values():
+        chosen = job_indexes(job, release.files, contents=ctx.settings.contents)
+        for variants in group_variants(chosen).values():
             kind = variants[0].kind
             present = [v.path for v in variants if (suite / v.path).is_file()]
             if kind not in PARSEABLE_KINDS or not present:
