@@ -170,12 +170,23 @@ def failure_reason(status: str) -> str:
     return " ".join(lines).strip() or "gpgv failed"
 
 
+def _looks_like_html(data: bytes) -> bool:
+    head = data[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
+
+
 def verify_inrelease(data: bytes, keyrings: Sequence[KeySource], what: str) -> VerifiedText:
     """Verify a clearsigned InRelease; returns the signed text as gpgv extracted it."""
     with tempfile.TemporaryDirectory(prefix="aptmirror-inrel-") as tmp:
         signed = Path(tmp) / "InRelease"
         signed.write_bytes(data)
-        content, fpr, primary = _run_gpgv(["--output", "-", str(signed)], keyrings, what)
+        try:
+            content, fpr, primary = _run_gpgv(["--output", "-", str(signed)], keyrings, what)
+        except SignatureError as exc:
+            if not _looks_like_html(data):
+                raise
+            hint = "the server sent an HTML page (a proxy's or captive portal's?), not a Release"
+            raise SignatureError(f"{exc}; {hint}") from exc
     return VerifiedText(content, fpr, primary)
 
 
