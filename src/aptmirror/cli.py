@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NoReturn
 from aptmirror import __version__
 from aptmirror.config.loader import load_config
 from aptmirror.config.observe import observe_settings
-from aptmirror.errors import ConfigError, LockError, StorageError, Terminated
+from aptmirror.errors import ConfigError, LockError, StorageError, Terminated, local_error_text
 from aptmirror.model import Config
 from aptmirror.observe.redact import redact
 from aptmirror.storage.lock import RunLock
@@ -279,8 +279,7 @@ def _guarded(action: Callable[[], int]) -> int:
         _complain(exc)
         return EXIT_FAILED
     except OSError as exc:  # the local disk (full, read-only) where no caller expected it
-        where = f"{exc.filename}: " if exc.filename else ""
-        _complain(f"stopped by a local file error: {where}{exc.strerror or exc}")
+        _complain(f"stopped by a local file error: {local_error_text(exc)}")
         return EXIT_FAILED
     except Terminated:  # before KeyboardInterrupt, which it is
         print(f"apt-mirror: stopped by SIGTERM; {STOPPED}", file=sys.stderr)

@@ -109,3 +109,9 @@ class WipeProtectionError(AptMirrorError):
 
 class Terminated(KeyboardInterrupt):
     """The run was stopped by SIGTERM (see :mod:`aptmirror.sync.loop`)."""
+
+
+def local_error_text(exc: OSError) -> str:
+    """A local file error as ``PATH: reason`` (the reason alone when it names no path)."""
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 
 from aptmirror.debian.paths import split_compression
-from aptmirror.errors import AptMirrorError
+from aptmirror.errors import AptMirrorError, local_error_text
 from aptmirror.fetch.setup import make_fetcher, read_auth_conf, transport_options
 from aptmirror.fetch.transport import HttpTransport
 from aptmirror.frozen import frozen
@@ -307,22 +307,14 @@ async def run_mirror(
             published = await _mirror(ctx, jobs, config, scan)
     except asyncio.CancelledError:  # Ctrl-C, SIGTERM (see sync.loop)
         if started is not None:  # (even if only the connections' closing was left)
-            stats = started.fetcher.stats
-            code, failures = interrupted_exit_code(), len(started.failures)
-            started.emit(
-                RunFinished(run_id, code, stats.files, stats.bytes, failures, interrupted=True)
-            )
+            _finished_early(started, run_id, interrupted_exit_code(), interrupted=True)
         raise
     except (AptMirrorError, OSError) as exc:  # the run cannot go on (var/ on a full disk…)
         if started is not None:  # the report, state DB, metrics and health record it failed
-            reason = str(exc)
-            if isinstance(exc, OSError) and exc.filename:
-                reason = f"{exc.filename}: {exc.strerror or exc}"
+            reason = local_error_text(exc) if isinstance(exc, OSError) else str(exc)
             started.fail(None, s.var_path, f"the run stopped: {reason}")
             _emit_results(started, jobs, stopped=True)
-            stats = started.fetcher.stats
-            failures = len(started.failures)
-            started.emit(RunFinished(run_id, 1, stats.files, stats.bytes, failures))
+            _finished_early(started, run_id, 1)
         raise
     _report_failures(ctx)
     _emit_results(ctx, jobs)
@@ -352,6 +344,13 @@ def _report_failures(ctx: RunContext) -> None:
         ctx.say(f"  {f.target}: {f.reason}")
     if any(f.job is not None for f in ctx.failures):  # not for a refused clean-up alone
         ctx.say("The previously published copy of each affected suite was left unchanged.")
+
+
+def _finished_early(ctx: RunContext, run_id: str, code: int, *, interrupted: bool = False) -> None:
+    """RunFinished for a run that stops before its end (a signal, a local error)."""
+    stats = ctx.fetcher.stats
+    failures = len(ctx.failures)
+    ctx.emit(RunFinished(run_id, code, stats.files, stats.bytes, failures, interrupted=interrupted))
 
 
 def _emit_results(ctx: RunContext, jobs: list[RepoJob], *, stopped: bool = False) -> None:
